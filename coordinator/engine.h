@@ -1,0 +1,45 @@
+/* The 2PC engine: the transaction table and the protocol of design.md
+ * (presumed abort). It owns the connection pools and the worker threads that
+ * run phase one and phase two in parallel. The session layer calls it; it
+ * never sees the wire. */
+#ifndef XACD_ENGINE_H
+#define XACD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "drv.h"
+#include "journal.h"
+#include "xac_common.h"
+
+typedef struct engine engine;
+typedef struct txn txn; /* a live global transaction, owned by one session */
+
+/* cfg and j must outlive the engine. Creates one pool per resource (no
+ * connection is opened yet) and starts the workers and the timeout reaper. */
+int engine_create(const xacd_config *cfg, journal *j, engine **out, xac_err *err);
+void engine_destroy(engine *e); /* rolls back whatever is still live */
+
+int engine_begin(engine *e, const char *client, uint32_t timeout_ms, txn **out, xac_err *err);
+const char *engine_gtrid(const txn *t);
+
+/* Runs sql on the resource inside t, opening the branch (XA START) on a
+ * pooled connection pinned to t on first use. On an SQL error t becomes
+ * rollback-only and the error is returned (code XAC_ESQL, resource set). */
+int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err);
+
+/* Commits t and frees it. XAC_OK: committed. XAC_EROLLBACK: every branch was
+ * rolled back; err->resource and err->msg say which resource refused and why.
+ * The return never precedes the durability of a commit decision. */
+int engine_commit(engine *e, txn *t, xac_err *err);
+/* Rolls t back and frees it. Always ends with t freed. */
+int engine_rollback(engine *e, txn *t, xac_err *err);
+
+/* XAC_STATE_* of a gtrid: live, recently finished, or committed in the journal. */
+int engine_status(engine *e, const char *gtrid);
+/* For recovery: is gtrid live in this process? */
+bool engine_is_live(engine *e, const char *gtrid);
+
+#endif

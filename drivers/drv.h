@@ -1,0 +1,159 @@
+/* The whole public face of drivers/: one resource-manager interface shaped like
+ * the X/Open XA switch, its implementations (mysql, odbc with a dialect per
+ * DBMS), and a connection pool per resource. Every driver maps its database's
+ * errors to the XA return codes below, so the engine never sees vendor codes;
+ * the vendor code and text go into the xac_err message. */
+#ifndef XAC_DRV_H
+#define XAC_DRV_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "xac_common.h"
+
+/* XA return codes, as in the X/Open XA specification. */
+#define XA_RBBASE      100
+#define XA_RBROLLBACK  100 /* rolled back, unspecified reason */
+#define XA_RBCOMMFAIL  101
+#define XA_RBDEADLOCK  102
+#define XA_RBINTEGRITY 103 /* constraint violation */
+#define XA_RBOTHER     104
+#define XA_RBPROTO     105
+#define XA_RBTIMEOUT   106
+#define XA_RBTRANSIENT 107
+#define XA_RBEND       107
+#define XA_HEURHAZ     8
+#define XA_HEURCOM     7
+#define XA_HEURRB      6
+#define XA_HEURMIX     5
+#define XA_RETRY       4 /* try again later (MySQL 3197, MariaDB 1401 on commit) */
+#define XA_RDONLY      3
+#define XA_OK          0
+#define XAER_ASYNC     (-2)
+#define XAER_RMERR     (-3) /* error in the resource manager (e.g. SQL error) */
+#define XAER_NOTA      (-4) /* the XID is not known */
+#define XAER_INVAL     (-5)
+#define XAER_PROTO     (-6)
+#define XAER_RMFAIL    (-7) /* the resource is unreachable; the connection is dead */
+#define XAER_DUPID     (-8)
+#define XAER_OUTSIDE   (-9)
+
+#define XA_IS_RB(rc) ((rc) >= XA_RBBASE && (rc) <= XA_RBEND)
+
+/* "XA_RBINTEGRITY", "XAER_RMFAIL", ... Never NULL. */
+const char *drv_xa_name(int rc);
+/* The xac_code a client should see for an XA return code. */
+int drv_xa_to_code(int rc);
+
+/* One resource's settings, from the config file. */
+typedef struct drv_conf {
+    char name[XAC_RESOURCE_MAX + 1];
+    char driver[16];  /* "mysql" or "odbc" */
+    char dialect[16]; /* odbc: "postgresql" or "mysql" */
+    char host[256];
+    int port; /* 0: the driver's default */
+    char socket[PATH_MAX];
+    char user[128];
+    char password[256];
+    char database[128];
+    char odbc_driver[128]; /* odbc: unixODBC driver name, e.g. "PostgreSQL Unicode" */
+    char dsn[1024];        /* odbc: extra "key=value;" pairs appended to the connection string */
+    uint32_t connect_timeout_ms;
+    uint32_t io_timeout_ms; /* read/write timeout for one statement */
+    int pool_size;
+} drv_conf;
+
+/* A connection. Every driver's connection struct begins with this. The engine
+ * only touches it through the functions below. */
+typedef struct drv_ops drv_ops;
+typedef struct drv_conn {
+    const drv_ops *ops;
+    const drv_conf *conf;
+    bool broken; /* set by the driver when the connection can no longer be used */
+} drv_conn;
+
+/* One in-doubt (prepared) branch found by recover. */
+typedef struct drv_indoubt {
+    xac_xid xid;
+    bool decoded;          /* false: a PostgreSQL gid that is not an encoded XID */
+    char raw[XAC_PG_GID_MAX + 1]; /* PostgreSQL: the gid as stored; MySQL: "" */
+    int64_t prepared_at;   /* unix seconds, 0 when the database does not say */
+} drv_indoubt;
+
+/* The switch. All calls block; each returns an XA code and fills err on
+ * anything but XA_OK / XA_RDONLY. A call that finds the connection dead
+ * returns XAER_RMFAIL and sets conn->broken. */
+struct drv_ops {
+    const char *name;
+    int (*open)(const drv_conf *conf, drv_conn **out, xac_err *err);
+    void (*close)(drv_conn *c);
+    int (*start)(drv_conn *c, const xac_xid *xid, xac_err *err);
+    int (*end)(drv_conn *c, const xac_xid *xid, xac_err *err);
+    int (*prepare)(drv_conn *c, const xac_xid *xid, xac_err *err);
+    /* one_phase: commit a branch that was ended but not prepared, on the
+     * connection that did its work. Otherwise commit a prepared branch; this
+     * works from any connection (recovery uses a fresh one). */
+    int (*commit)(drv_conn *c, const xac_xid *xid, bool one_phase, xac_err *err);
+    /* Rolls back the branch whether active, ended or prepared. For a branch
+     * that is not the connection's own, only prepared branches can be found. */
+    int (*rollback)(drv_conn *c, const xac_xid *xid, xac_err *err);
+    /* Every prepared branch visible to this resource (all XIDs, not only ours).
+     * *out is malloc'd; the caller frees it. */
+    int (*recover)(drv_conn *c, drv_indoubt **out, size_t *n, xac_err *err);
+    int (*forget)(drv_conn *c, const xac_xid *xid, xac_err *err);
+    /* Runs one statement with '?' placeholders bound to params, inside the
+     * connection's current branch. XAER_RMERR for an SQL error (the message
+     * has the vendor code and text), XA_RB* when the database rolled the
+     * branch back (deadlock, ...), XAER_RMFAIL when the connection is gone. */
+    int (*exec)(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                size_t nparams, xac_rows *rows, xac_err *err);
+    /* A cheap health check. */
+    int (*ping)(drv_conn *c, xac_err *err);
+};
+
+/* The driver named by conf->driver ("mysql", "odbc"); NULL when unknown. */
+const drv_ops *drv_find(const char *driver);
+/* Validates the settings for the driver (names the field at fault). */
+int drv_check_conf(const drv_conf *conf, xac_err *err);
+/* A fresh, unpooled connection. */
+int drv_open(const drv_conf *conf, drv_conn **out, xac_err *err);
+void drv_close(drv_conn *c);
+
+/* Thin wrappers over c->ops, so callers read naturally. */
+int drv_start(drv_conn *c, const xac_xid *xid, xac_err *err);
+int drv_end(drv_conn *c, const xac_xid *xid, xac_err *err);
+int drv_prepare(drv_conn *c, const xac_xid *xid, xac_err *err);
+int drv_commit(drv_conn *c, const xac_xid *xid, bool one_phase, xac_err *err);
+int drv_rollback(drv_conn *c, const xac_xid *xid, xac_err *err);
+int drv_recover(drv_conn *c, drv_indoubt **out, size_t *n, xac_err *err);
+int drv_forget(drv_conn *c, const xac_xid *xid, xac_err *err);
+int drv_exec(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params, size_t nparams,
+             xac_rows *rows, xac_err *err);
+int drv_ping(drv_conn *c, xac_err *err);
+
+/* ------------------------------------------------------------------ pool */
+
+/* A bounded set of connections to one resource. Connections are opened on
+ * demand up to conf->pool_size. After a failed open the pool backs off
+ * (100 ms doubling to 5 s) and drv_pool_get fails fast with XAER_RMFAIL until
+ * the backoff has passed, so a dead database does not stall its callers.
+ * Thread-safe. */
+typedef struct drv_pool drv_pool;
+
+/* The pool keeps a pointer to conf: it must outlive the pool. */
+int drv_pool_create(const drv_conf *conf, drv_pool **out, xac_err *err);
+void drv_pool_destroy(drv_pool *p);
+/* Waits up to wait_ms for a free connection. Returns an XA code: XA_OK,
+ * XAER_RMFAIL (cannot connect), or XAER_RMERR with "pool exhausted" on
+ * timeout. An idle connection is pinged before it is handed out when it has
+ * been idle for more than a second. */
+int drv_pool_get(drv_pool *p, uint32_t wait_ms, drv_conn **out, xac_err *err);
+/* Returns a connection; a broken one (c->broken) is closed instead. */
+void drv_pool_put(drv_pool *p, drv_conn *c);
+const drv_conf *drv_pool_conf(const drv_pool *p);
+/* Whether the last attempt to reach the resource failed. */
+bool drv_pool_down(const drv_pool *p);
+
+#endif
