@@ -8,4 +8,24 @@
 extern const drv_ops drv_mysql_ops; /* mysql.c */
 extern const drv_ops drv_odbc_ops;  /* odbc.c */
 
+/* The XA step a MySQL/MariaDB error number was returned in: the same number
+ * means different things in different steps (1401 is "retry" on commit). */
+typedef enum drv_step {
+    DRV_STEP_OPEN,
+    DRV_STEP_START,
+    DRV_STEP_END,
+    DRV_STEP_PREPARE,
+    DRV_STEP_COMMIT,
+    DRV_STEP_ROLLBACK,
+    DRV_STEP_RECOVER,
+    DRV_STEP_EXEC
+} drv_step;
+
+/* Maps a MySQL/MariaDB server or client error number to an XA code
+ * (design.md lists the table). Shared by mysql.c and odbc_mysql.c.
+ * Defined in mysql_errmap.c. */
+int drv_mysql_errno_to_xa(unsigned err, drv_step step);
+/* Whether the error number means the connection is gone. */
+bool drv_mysql_errno_is_connection_loss(unsigned err);
+
 #endif
