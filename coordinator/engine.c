@@ -1,1 +1,1209 @@
-/* placeholder: to be written */
+/* The 2PC engine (engine.h): the live transaction table, the worker pool that
+ * fans phase one and phase two out across resources, the timeout reaper and the
+ * presumed-abort protocol of design.md. The commit point is journal_commit:
+ * nothing before it may be reported committed, nothing after it may be rolled
+ * back. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "fault.h"
+#include "rec.h"
+
+#define ENGINE_BUCKETS    1024
+#define ENGINE_RING       4096
+#define PHASE2_ATTEMPTS   4
+#define PHASE2_RETRY_MS   200
+#define REAPER_TICK_MS    100
+#define RECOVERY_RETRY_MS 5000 /* first retry of a pass that could not finish */
+#define RECOVERY_MAX_MS   60000
+
+/* ------------------------------------------------------------ workers */
+
+typedef void (*job_fn)(void *arg);
+
+/* A fan-out: the caller waits until left drops to zero. */
+typedef struct fanout {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+} fanout;
+
+typedef struct job {
+    job_fn fn;
+    void *arg;
+    fanout *f;
+    struct job *next;
+} job;
+
+typedef struct workers {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    bool stop;
+    pthread_t *threads;
+    int nthreads;
+} workers;
+
+/* ------------------------------------------------------------- txns */
+
+enum br_state {
+    BR_ACTIVE,   /* started, work may follow */
+    BR_ENDED,    /* ended, not prepared */
+    BR_PREPARED, /* voted yes */
+    BR_RDONLY,   /* voted read-only: finished */
+    BR_DONE,     /* committed or rolled back */
+    BR_LEFT      /* could not be finished: recovery will */
+};
+
+typedef struct branch {
+    int ridx;
+    xac_xid xid;
+    drv_conn *conn;
+    enum br_state state;
+    int rc; /* the XA code of the last step */
+    xac_err err;
+    bool maybe_prepared; /* PREPARE was sent and its answer lost */
+} branch;
+
+struct txn {
+    engine *e;
+    char gtrid[XAC_GTRID_MAX + 1];
+    char client[65];
+    pthread_mutex_t mu;   /* held while a session or the reaper works on the txn */
+    atomic_int state;     /* XAC_STATE_* */
+    uint64_t deadline_us; /* monotonic */
+    uint32_t timeout_ms;
+    bool rollback_only;
+    xac_err rb_err;
+    bool timed_out; /* the reaper rolled it back */
+    bool in_table;
+    branch *br; /* one slot per resource at most */
+    size_t nbr;
+    struct txn *hnext;
+};
+
+typedef struct outcome {
+    char gtrid[XAC_GTRID_MAX + 1];
+    int state;
+} outcome;
+
+struct engine {
+    const xacd_config *cfg;
+    journal *j;
+    drv_pool **pools;
+    size_t npools;
+    uint64_t boot_us;
+    atomic_uint_fast64_t seq;
+
+    pthread_mutex_t tmu; /* the table and the ring */
+    txn *buckets[ENGINE_BUCKETS];
+    outcome *ring;
+    size_t ring_next;
+    size_t ring_count;
+
+    workers w;
+    bool workers_started;
+
+    pthread_t reaper;
+    bool reaper_started;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    bool reaper_stop;
+
+    /* Branches this process left in doubt are resolved in the background
+     * instead of waiting for the next start-up pass. */
+    pthread_t recov;
+    bool recov_started;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    bool recov_needed;
+    bool recov_stop;
+};
+
+/* ----------------------------------------------------------- helpers */
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static unsigned hash_gtrid(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % ENGINE_BUCKETS;
+}
+
+static const char *rname(const engine *e, const branch *b)
+{
+    return e->cfg->resources[b->ridx].name;
+}
+
+/* The client-facing code of a failed XA step. */
+static int code_of(int rc)
+{
+    if (rc == XAER_RMERR)
+        return XAC_ESQL;
+    return drv_xa_to_code(rc);
+}
+
+/* ---------------------------------------------------------- worker pool */
+
+static void *worker_main(void *arg)
+{
+    workers *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->head == NULL && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->head == NULL) {
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+        job *j = w->head;
+        w->head = j->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        j->fn(j->arg);
+        pthread_mutex_lock(&j->f->mu);
+        if (--j->f->left == 0)
+            pthread_cond_signal(&j->f->cv);
+        pthread_mutex_unlock(&j->f->mu);
+    }
+}
+
+static int workers_start(workers *w, int n, xac_err *err)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (n <= 0)
+        return XAC_OK;
+    w->threads = calloc((size_t)n, sizeof *w->threads);
+    if (w->threads == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "engine: out of memory for %d worker threads", n);
+    for (int i = 0; i < n; i++) {
+        int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        if (rc != 0) {
+            xac_err_set(err, XAC_EINTERNAL, "engine: cannot start worker thread %d of %d: %s",
+                        i + 1, n, strerror(rc));
+            pthread_mutex_lock(&w->mu);
+            w->stop = true;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            for (int k = 0; k < i; k++)
+                pthread_join(w->threads[k], NULL);
+            free(w->threads);
+            w->threads = NULL;
+            return XAC_EINTERNAL;
+        }
+        w->nthreads = i + 1;
+    }
+    return XAC_OK;
+}
+
+static void workers_stop(workers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* Runs fn on each of n args in parallel and returns when all are done. The
+ * caller runs the first itself, so a busy pool never stalls a fan-out of one
+ * and never deadlocks. */
+static void run_all(engine *e, job_fn fn, void **args, size_t n)
+{
+    if (n == 0)
+        return;
+    job *jobs = NULL;
+    if (n > 1 && e->w.nthreads > 0)
+        jobs = calloc(n - 1, sizeof *jobs);
+    if (jobs == NULL) {
+        for (size_t i = 0; i < n; i++)
+            fn(args[i]);
+        return;
+    }
+    fanout f;
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    f.left = n - 1;
+    pthread_mutex_lock(&e->w.mu);
+    for (size_t i = 1; i < n; i++) {
+        job *j = &jobs[i - 1];
+        j->fn = fn;
+        j->arg = args[i];
+        j->f = &f;
+        j->next = NULL;
+        if (e->w.tail != NULL)
+            e->w.tail->next = j;
+        else
+            e->w.head = j;
+        e->w.tail = j;
+    }
+    pthread_cond_broadcast(&e->w.cv);
+    pthread_mutex_unlock(&e->w.mu);
+
+    fn(args[0]);
+
+    pthread_mutex_lock(&f.mu);
+    while (f.left > 0)
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.cv);
+    free(jobs);
+}
+
+/* ----------------------------------------------------- table and ring */
+
+static txn *table_find_locked(engine *e, const char *gtrid)
+{
+    for (txn *t = e->buckets[hash_gtrid(gtrid)]; t != NULL; t = t->hnext)
+        if (strcmp(t->gtrid, gtrid) == 0)
+            return t;
+    return NULL;
+}
+
+static void table_insert(engine *e, txn *t)
+{
+    pthread_mutex_lock(&e->tmu);
+    unsigned h = hash_gtrid(t->gtrid);
+    t->hnext = e->buckets[h];
+    e->buckets[h] = t;
+    t->in_table = true;
+    pthread_mutex_unlock(&e->tmu);
+}
+
+static void table_remove_locked(engine *e, txn *t)
+{
+    if (!t->in_table)
+        return;
+    txn **pp = &e->buckets[hash_gtrid(t->gtrid)];
+    while (*pp != NULL && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp == t)
+        *pp = t->hnext;
+    t->hnext = NULL;
+    t->in_table = false;
+}
+
+static void ring_add_locked(engine *e, const char *gtrid, int state)
+{
+    outcome *o = &e->ring[e->ring_next];
+    snprintf(o->gtrid, sizeof o->gtrid, "%s", gtrid);
+    o->state = state;
+    e->ring_next = (e->ring_next + 1) % ENGINE_RING;
+    if (e->ring_count < ENGINE_RING)
+        e->ring_count++;
+}
+
+/* Records the outcome and takes t out of the live table in one step, so that
+ * engine_status never sees a gap between the two. */
+static void txn_finish(engine *e, txn *t, int state)
+{
+    atomic_store(&t->state, state);
+    pthread_mutex_lock(&e->tmu);
+    ring_add_locked(e, t->gtrid, state);
+    table_remove_locked(e, t);
+    pthread_mutex_unlock(&e->tmu);
+}
+
+static void txn_free(txn *t)
+{
+    if (t->in_table) {
+        pthread_mutex_lock(&t->e->tmu);
+        table_remove_locked(t->e, t);
+        pthread_mutex_unlock(&t->e->tmu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_destroy(&t->mu);
+    free(t->br);
+    free(t);
+}
+
+/* Asks the recovery thread for a pass: a branch of ours is left in doubt. */
+static void need_recovery(engine *e)
+{
+    if (!e->recov_started)
+        return;
+    pthread_mutex_lock(&e->qmu);
+    e->recov_needed = true;
+    pthread_cond_signal(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+}
+
+/* ------------------------------------------------------ branch steps */
+
+/* Hands a branch's connection back: to the pool when its branch is finished,
+ * marked broken (so the pool closes it and the database detaches the branch)
+ * when it is not. */
+static void branch_release(engine *e, branch *b)
+{
+    if (b->conn == NULL)
+        return;
+    if (b->state != BR_DONE && b->state != BR_RDONLY)
+        b->conn->broken = true;
+    drv_pool_put(e->pools[b->ridx], b->conn);
+    b->conn = NULL;
+}
+
+/* Rolls one branch back, whatever its state. A branch the database already
+ * rolled back (XA_RB*, XAER_NOTA) counts as done. A prepared branch whose
+ * connection died is rolled back from a fresh connection. */
+static void branch_rollback(engine *e, const char *gtrid, branch *b)
+{
+    const drv_conf *conf = &e->cfg->resources[b->ridx];
+    xac_err err;
+    xac_err_clear(&err);
+    int rc = XA_OK;
+    if (b->state == BR_DONE || b->state == BR_RDONLY)
+        return;
+    if (b->conn != NULL && !b->conn->broken) {
+        if (b->state == BR_ACTIVE) {
+            rc = drv_end(b->conn, &b->xid, &err);
+            if (rc == XA_OK || XA_IS_RB(rc))
+                b->state = BR_ENDED;
+        }
+        rc = drv_rollback(b->conn, &b->xid, &err);
+        if (rc != XA_OK && !XA_IS_RB(rc) && rc != XAER_NOTA && b->conn->broken &&
+            (b->state == BR_PREPARED || b->maybe_prepared)) {
+            /* The link died under the rollback; the prepared branch survives
+             * it, so try once from a fresh connection. */
+            drv_conn *c = NULL;
+            rc = drv_open(conf, &c, &err);
+            if (rc == XA_OK) {
+                rc = drv_rollback(c, &b->xid, &err);
+                drv_close(c);
+            }
+        }
+    } else if (b->state == BR_PREPARED || b->maybe_prepared) {
+        drv_conn *c = NULL;
+        rc = drv_open(conf, &c, &err);
+        if (rc == XA_OK) {
+            rc = drv_rollback(c, &b->xid, &err);
+            drv_close(c);
+        }
+    } else {
+        /* Not prepared and its session is gone: the database discarded it. */
+        rc = XA_OK;
+    }
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA) {
+        b->state = BR_DONE;
+        return;
+    }
+    b->rc = rc;
+    b->err = err;
+    if (b->state == BR_PREPARED || b->maybe_prepared) {
+        b->state = BR_LEFT;
+        xac_loge("engine: gtrid %s: rollback of the prepared branch on %s failed (%s): %s; "
+                 "recovery will roll it back (no commit record)",
+                 gtrid, conf->name, drv_xa_name(rc), err.msg);
+        need_recovery(e);
+    } else {
+        /* Dropping the connection makes the database discard the branch. */
+        b->state = BR_LEFT;
+        xac_logw("engine: gtrid %s: rollback on %s failed (%s): %s; closing the connection "
+                 "discards the branch",
+                 gtrid, conf->name, drv_xa_name(rc), err.msg);
+    }
+}
+
+typedef struct step_arg {
+    engine *e;
+    txn *t;
+    branch *b;
+    atomic_int *yes; /* phase one: yes votes so far; phase two: commits so far */
+} step_arg;
+
+static void job_rollback(void *p)
+{
+    step_arg *a = p;
+    branch_rollback(a->e, a->t->gtrid, a->b);
+    branch_release(a->e, a->b);
+}
+
+static void job_prepare(void *p)
+{
+    step_arg *a = p;
+    branch *b = a->b;
+    xac_err_clear(&b->err);
+    b->rc = XA_OK;
+    if (b->state == BR_ACTIVE) {
+        b->rc = drv_end(b->conn, &b->xid, &b->err);
+        if (b->rc != XA_OK) {
+            xac_err_prefix(&b->err, "%s failed at XA END (%s)", rname(a->e, b), drv_xa_name(b->rc));
+            return;
+        }
+        b->state = BR_ENDED;
+    }
+    b->rc = drv_prepare(b->conn, &b->xid, &b->err);
+    if (b->rc == XA_OK) {
+        b->state = BR_PREPARED;
+        if (atomic_fetch_add(a->yes, 1) == 0)
+            fault_point(FAULT_AFTER_FIRST_PREPARE);
+    } else if (b->rc == XA_RDONLY) {
+        b->state = BR_RDONLY;
+    } else {
+        /* XA_RB*: the database rolled it back itself; the rollback that
+         * follows only clears the connection's state (and accepts NOTA). */
+        if (b->rc == XAER_RMFAIL || b->conn->broken)
+            b->maybe_prepared = true;
+        xac_err_prefix(&b->err, "%s voted no at prepare (%s)", rname(a->e, b), drv_xa_name(b->rc));
+    }
+}
+
+/* Phase two for one branch. The decision is durable, so this only ever
+ * commits: it retries, moves to a fresh connection when the pinned one broke,
+ * and finally leaves the branch to recovery. */
+static void job_commit(void *p)
+{
+    step_arg *a = p;
+    engine *e = a->e;
+    branch *b = a->b;
+    const drv_conf *conf = &e->cfg->resources[b->ridx];
+    for (int attempt = 1; attempt <= PHASE2_ATTEMPTS; attempt++) {
+        xac_err err;
+        xac_err_clear(&err);
+        int rc;
+        if (b->conn != NULL && !b->conn->broken) {
+            rc = drv_commit(b->conn, &b->xid, false, &err);
+        } else {
+            drv_conn *c = NULL;
+            rc = drv_open(conf, &c, &err);
+            if (rc == XA_OK) {
+                rc = drv_commit(c, &b->xid, false, &err);
+                drv_close(c);
+            }
+        }
+        b->rc = rc;
+        b->err = err;
+        if (rc == XA_OK || rc == XA_HEURCOM) {
+            b->state = BR_DONE;
+            if (atomic_fetch_add(a->yes, 1) == 0)
+                fault_point(FAULT_AFTER_FIRST_COMMIT);
+            return;
+        }
+        if (rc == XAER_NOTA) {
+            /* After our decision an unknown XID means it was already committed. */
+            xac_logi("engine: gtrid %s: %s does not know the branch any more at commit: "
+                     "already committed",
+                     a->t->gtrid, conf->name);
+            b->state = BR_DONE;
+            return;
+        }
+        if (rc == XA_HEURRB || rc == XA_HEURMIX || rc == XA_HEURHAZ) {
+            xac_loge("engine: gtrid %s: HEURISTIC outcome on %s at commit (%s): %s; the "
+                     "database decided on its own, check the data by hand",
+                     a->t->gtrid, conf->name, drv_xa_name(rc), err.msg);
+            b->state = BR_DONE;
+            return;
+        }
+        xac_logw("engine: gtrid %s: commit on %s failed, attempt %d of %d (%s): %s", a->t->gtrid,
+                 conf->name, attempt, PHASE2_ATTEMPTS, drv_xa_name(rc), err.msg);
+        if (attempt < PHASE2_ATTEMPTS)
+            sleep_ms(PHASE2_RETRY_MS * (unsigned)attempt);
+    }
+    b->state = BR_LEFT;
+    xac_loge("engine: gtrid %s: COMMIT DECIDED but the branch on %s is still in doubt after %d "
+             "attempts (%s: %s); recovery will commit it",
+             a->t->gtrid, conf->name, PHASE2_ATTEMPTS, drv_xa_name(b->rc), b->err.msg);
+}
+
+/* Runs fn on every branch of t in the given states, in parallel. */
+static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_int *counter)
+{
+    size_t n = 0;
+    step_arg *args = calloc(t->nbr ? t->nbr : 1, sizeof *args);
+    void **ptrs = calloc(t->nbr ? t->nbr : 1, sizeof *ptrs);
+    if (args == NULL || ptrs == NULL) {
+        /* Degrade to one at a time rather than fail a protocol step. */
+        free(args);
+        free(ptrs);
+        for (size_t i = 0; i < t->nbr; i++) {
+            if (!(state_mask & (1u << t->br[i].state)))
+                continue;
+            step_arg a = {e, t, &t->br[i], counter};
+            fn(&a);
+        }
+        return;
+    }
+    for (size_t i = 0; i < t->nbr; i++) {
+        if (!(state_mask & (1u << t->br[i].state)))
+            continue;
+        args[n] = (step_arg){e, t, &t->br[i], counter};
+        ptrs[n] = &args[n];
+        n++;
+    }
+    run_all(e, fn, ptrs, n);
+    free(args);
+    free(ptrs);
+}
+
+#define ALL_STATES 0xffffu
+
+/* Rolls back every branch in parallel and returns the connections. */
+static void rollback_all(engine *e, txn *t)
+{
+    fan_out(e, t, job_rollback, ALL_STATES, NULL);
+    for (size_t i = 0; i < t->nbr; i++)
+        branch_release(e, &t->br[i]);
+}
+
+/* Must hold t->mu. Rolls t back because its deadline passed. */
+static void txn_timeout_locked(engine *e, txn *t)
+{
+    xac_logw("engine: gtrid %s (client %s) timed out after %u ms; rolling back %zu branch(es)",
+             t->gtrid, t->client, t->timeout_ms, t->nbr);
+    rollback_all(e, t);
+    t->timed_out = true;
+    txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+}
+
+static bool txn_expired(const txn *t)
+{
+    return xac_now_mono_us() >= t->deadline_us;
+}
+
+/* ------------------------------------------------------------ reaper */
+
+static void *reaper_main(void *arg)
+{
+    engine *e = arg;
+    pthread_mutex_lock(&e->rmu);
+    while (!e->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += REAPER_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&e->rcv, &e->rmu, &ts);
+        if (e->reaper_stop)
+            break;
+        pthread_mutex_unlock(&e->rmu);
+
+        /* One expired txn at a time. A txn in the table cannot be freed
+         * while we hold the table lock (its session removes it under that
+         * lock first), and once we own t->mu its session waits for us. */
+        for (;;) {
+            txn *victim = NULL;
+            uint64_t now = xac_now_mono_us();
+            pthread_mutex_lock(&e->tmu);
+            for (unsigned h = 0; h < ENGINE_BUCKETS && victim == NULL; h++) {
+                for (txn *t = e->buckets[h]; t != NULL; t = t->hnext) {
+                    if (now < t->deadline_us || atomic_load(&t->state) != XAC_STATE_ACTIVE)
+                        continue;
+                    if (pthread_mutex_trylock(&t->mu) != 0)
+                        continue; /* its session is using it; next tick */
+                    victim = t;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&e->tmu);
+            if (victim == NULL)
+                break;
+            txn_timeout_locked(e, victim);
+            pthread_mutex_unlock(&victim->mu);
+        }
+        pthread_mutex_lock(&e->rmu);
+    }
+    pthread_mutex_unlock(&e->rmu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- recovery */
+
+static bool live_cb(void *arg, const char *gtrid)
+{
+    return engine_is_live(arg, gtrid);
+}
+
+/* Sleeps up to ms on qcv (qmu held); false when asked to stop. */
+static bool recov_wait_locked(engine *e, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!e->recov_stop)
+        if (pthread_cond_timedwait(&e->qcv, &e->qmu, &ts) == ETIMEDOUT)
+            break;
+    return !e->recov_stop;
+}
+
+static void *recov_main(void *arg)
+{
+    engine *e = arg;
+    unsigned backoff = RECOVERY_RETRY_MS;
+    pthread_mutex_lock(&e->qmu);
+    for (;;) {
+        while (!e->recov_needed && !e->recov_stop)
+            pthread_cond_wait(&e->qcv, &e->qmu);
+        /* Let a burst of failures settle into one pass. */
+        if (e->recov_stop || !recov_wait_locked(e, 200))
+            break;
+        e->recov_needed = false;
+        pthread_mutex_unlock(&e->qmu);
+
+        rec_ctx ctx = {.node_id = e->cfg->node_id,
+                       .journal = e->j,
+                       .resources = e->cfg->resources,
+                       .nresources = e->cfg->nresources,
+                       .is_live = live_cb,
+                       .live_arg = e};
+        rec_report r;
+        xac_err err;
+        xac_err_clear(&err);
+        xac_logi("engine: recovery pass for branches left in doubt");
+        int rc = rec_pass(&ctx, &r, &err);
+        bool again = rc != XAC_OK || r.failed > 0 || r.resources_down > 0;
+        if (rc != XAC_OK)
+            xac_logw("engine: recovery pass failed: %s", err.msg);
+
+        pthread_mutex_lock(&e->qmu);
+        if (again) {
+            xac_logw("engine: branches may still be in doubt; next recovery pass in %u s",
+                     backoff / 1000);
+            if (!recov_wait_locked(e, backoff))
+                break;
+            e->recov_needed = true;
+            backoff = backoff * 2 > RECOVERY_MAX_MS ? RECOVERY_MAX_MS : backoff * 2;
+        } else {
+            backoff = RECOVERY_RETRY_MS;
+        }
+    }
+    pthread_mutex_unlock(&e->qmu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+int engine_create(const xacd_config *cfg, journal *j, engine **out, xac_err *err)
+{
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "engine: out of memory");
+    e->cfg = cfg;
+    e->j = j;
+    e->boot_us = xac_now_wall_us();
+    atomic_init(&e->seq, 0);
+    pthread_mutex_init(&e->tmu, NULL);
+    pthread_mutex_init(&e->rmu, NULL);
+    pthread_cond_init(&e->rcv, NULL);
+    pthread_mutex_init(&e->qmu, NULL);
+    pthread_cond_init(&e->qcv, NULL);
+    e->ring = calloc(ENGINE_RING, sizeof *e->ring);
+    e->pools = calloc(cfg->nresources ? cfg->nresources : 1, sizeof *e->pools);
+    if (e->ring == NULL || e->pools == NULL) {
+        engine_destroy(e);
+        return xac_err_set(err, XAC_ENOMEM, "engine: out of memory");
+    }
+    for (size_t i = 0; i < cfg->nresources; i++) {
+        int rc = drv_pool_create(&cfg->resources[i], &e->pools[i], err);
+        if (rc != XAC_OK) {
+            xac_err_prefix(err, "engine: connection pool for resource %s", cfg->resources[i].name);
+            engine_destroy(e);
+            return rc;
+        }
+        e->npools = i + 1;
+    }
+    int rc = workers_start(&e->w, cfg->workers, err);
+    if (rc != XAC_OK) {
+        engine_destroy(e);
+        return rc;
+    }
+    e->workers_started = true;
+    rc = pthread_create(&e->reaper, NULL, reaper_main, e);
+    if (rc != 0) {
+        xac_err_set(err, XAC_EINTERNAL, "engine: cannot start the timeout reaper thread: %s",
+                    strerror(rc));
+        engine_destroy(e);
+        return XAC_EINTERNAL;
+    }
+    e->reaper_started = true;
+    if (j != NULL) {
+        rc = pthread_create(&e->recov, NULL, recov_main, e);
+        if (rc != 0) {
+            xac_err_set(err, XAC_EINTERNAL, "engine: cannot start the recovery thread: %s",
+                        strerror(rc));
+            engine_destroy(e);
+            return XAC_EINTERNAL;
+        }
+        e->recov_started = true;
+    }
+    xac_logd("engine: node %s, boot %llx, %zu resource(s), %d worker(s)", cfg->node_id,
+             (unsigned long long)e->boot_us, cfg->nresources, cfg->workers);
+    *out = e;
+    return XAC_OK;
+}
+
+void engine_destroy(engine *e)
+{
+    if (e == NULL)
+        return;
+    if (e->reaper_started) {
+        pthread_mutex_lock(&e->rmu);
+        e->reaper_stop = true;
+        pthread_cond_signal(&e->rcv);
+        pthread_mutex_unlock(&e->rmu);
+        pthread_join(e->reaper, NULL);
+    }
+    if (e->recov_started) {
+        pthread_mutex_lock(&e->qmu);
+        e->recov_stop = true;
+        pthread_cond_signal(&e->qcv);
+        pthread_mutex_unlock(&e->qmu);
+        pthread_join(e->recov, NULL);
+        e->recov_started = false;
+    }
+    /* Sessions are gone by now; whatever is still live is rolled back. */
+    for (unsigned h = 0; h < ENGINE_BUCKETS; h++) {
+        while (e->buckets[h] != NULL) {
+            txn *t = e->buckets[h];
+            pthread_mutex_lock(&t->mu);
+            if (atomic_load(&t->state) == XAC_STATE_ACTIVE ||
+                atomic_load(&t->state) == XAC_STATE_PREPARING) {
+                xac_logw("engine: shutting down: rolling back live gtrid %s", t->gtrid);
+                rollback_all(e, t);
+            } else {
+                for (size_t i = 0; i < t->nbr; i++)
+                    branch_release(e, &t->br[i]);
+            }
+            pthread_mutex_lock(&e->tmu);
+            table_remove_locked(e, t);
+            pthread_mutex_unlock(&e->tmu);
+            txn_free(t);
+        }
+    }
+    if (e->workers_started)
+        workers_stop(&e->w);
+    for (size_t i = 0; i < e->npools; i++)
+        drv_pool_destroy(e->pools[i]);
+    free(e->pools);
+    free(e->ring);
+    pthread_mutex_destroy(&e->tmu);
+    pthread_mutex_destroy(&e->rmu);
+    pthread_cond_destroy(&e->rcv);
+    pthread_mutex_destroy(&e->qmu);
+    pthread_cond_destroy(&e->qcv);
+    free(e);
+}
+
+int engine_begin(engine *e, const char *client, uint32_t timeout_ms, txn **out, xac_err *err)
+{
+    *out = NULL;
+    txn *t = calloc(1, sizeof *t);
+    if (t != NULL)
+        t->br = calloc(e->cfg->nresources ? e->cfg->nresources : 1, sizeof *t->br);
+    if (t == NULL || t->br == NULL) {
+        if (t != NULL)
+            free(t);
+        return xac_err_set(err, XAC_ENOMEM, "engine: out of memory for a new transaction");
+    }
+    uint64_t seq = atomic_fetch_add(&e->seq, 1) + 1;
+    int rc = xac_gtrid_make(t->gtrid, e->cfg->node_id, e->boot_us, seq, err);
+    if (rc != XAC_OK) {
+        free(t->br);
+        free(t);
+        return rc;
+    }
+    if (timeout_ms == 0)
+        timeout_ms = e->cfg->tx_timeout_ms;
+    if (e->cfg->max_tx_timeout_ms > 0 && timeout_ms > e->cfg->max_tx_timeout_ms)
+        timeout_ms = e->cfg->max_tx_timeout_ms;
+    t->e = e;
+    t->timeout_ms = timeout_ms;
+    t->deadline_us = xac_now_mono_us() + (uint64_t)timeout_ms * 1000u;
+    snprintf(t->client, sizeof t->client, "%s", client != NULL ? client : "");
+    pthread_mutex_init(&t->mu, NULL);
+    atomic_init(&t->state, XAC_STATE_ACTIVE);
+    table_insert(e, t);
+    xac_logd("engine: begin gtrid %s (client %s, timeout %u ms)", t->gtrid, t->client, timeout_ms);
+    *out = t;
+    return XAC_OK;
+}
+
+const char *engine_gtrid(const txn *t)
+{
+    return t->gtrid;
+}
+
+static int timed_out_err(const txn *t, xac_err *err)
+{
+    return xac_err_set(err, XAC_ETIMEOUT,
+                       "transaction %s timed out after %u ms and was rolled back", t->gtrid,
+                       t->timeout_ms);
+}
+
+/* Makes t rollback-only for the reason in why and hands that to the caller. */
+static int fail_rollback_only(txn *t, const xac_err *why, xac_err *err)
+{
+    if (!t->rollback_only) {
+        t->rollback_only = true;
+        t->rb_err = *why;
+    }
+    if (err != NULL)
+        *err = *why;
+    return why->code;
+}
+
+int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
+{
+    pthread_mutex_lock(&t->mu);
+    int ridx = -1;
+    for (size_t i = 0; i < e->cfg->nresources; i++)
+        if (strcmp(e->cfg->resources[i].name, resource) == 0)
+            ridx = (int)i;
+    int rc;
+    if (ridx < 0) {
+        rc = xac_err_setr(err, XAC_ERESOURCE, resource,
+                          "unknown resource '%s': it is not in xacd's configuration", resource);
+        goto out;
+    }
+    if (t->timed_out) {
+        rc = timed_out_err(t, err);
+        goto out;
+    }
+    if (atomic_load(&t->state) != XAC_STATE_ACTIVE) {
+        rc = xac_err_set(err, XAC_ESTATE, "transaction %s is no longer active", t->gtrid);
+        goto out;
+    }
+    if (t->rollback_only) {
+        rc = xac_err_setr(err, XAC_EROLLBACK, t->rb_err.resource,
+                          "transaction is rollback-only after an earlier failure%s%s: %s",
+                          t->rb_err.resource[0] ? " on " : "", t->rb_err.resource, t->rb_err.msg);
+        goto out;
+    }
+    if (txn_expired(t)) {
+        txn_timeout_locked(e, t);
+        rc = timed_out_err(t, err);
+        goto out;
+    }
+
+    branch *b = NULL;
+    for (size_t i = 0; i < t->nbr; i++)
+        if (t->br[i].ridx == ridx)
+            b = &t->br[i];
+    xac_err derr;
+    xac_err_clear(&derr);
+    if (b == NULL) {
+        if (t->nbr >= JOURNAL_MAX_BRANCHES) {
+            xac_err_setr(&derr, XAC_ELIMIT, resource, "a transaction may use at most %d resources",
+                         JOURNAL_MAX_BRANCHES);
+            rc = fail_rollback_only(t, &derr, err);
+            goto out;
+        }
+        branch nb;
+        memset(&nb, 0, sizeof nb);
+        nb.ridx = ridx;
+        rc = xac_xid_make(&nb.xid, t->gtrid, resource, &derr);
+        if (rc != XAC_OK) {
+            char m[XAC_ERR_MSG_MAX];
+            snprintf(m, sizeof m, "%s", derr.msg);
+            xac_err_setr(&derr, rc, resource, "cannot make the XID: %s", m);
+            rc = fail_rollback_only(t, &derr, err);
+            goto out;
+        }
+        int xrc = drv_pool_get(e->pools[ridx], e->cfg->pool_wait_ms, &nb.conn, &derr);
+        if (xrc != XA_OK) {
+            char m[XAC_ERR_MSG_MAX];
+            snprintf(m, sizeof m, "%s", derr.msg);
+            xac_err_setr(&derr, xrc == XAER_RMFAIL ? XAC_ERMFAIL : code_of(xrc), resource,
+                         "no connection: %s", m);
+            rc = fail_rollback_only(t, &derr, err);
+            goto out;
+        }
+        xrc = drv_start(nb.conn, &nb.xid, &derr);
+        if (xrc != XA_OK) {
+            char m[XAC_ERR_MSG_MAX];
+            snprintf(m, sizeof m, "%s", derr.msg);
+            xac_err_setr(&derr, code_of(xrc), resource, "opening the branch: %s", m);
+            drv_pool_put(e->pools[ridx], nb.conn);
+            rc = fail_rollback_only(t, &derr, err);
+            goto out;
+        }
+        nb.state = BR_ACTIVE;
+        t->br[t->nbr++] = nb;
+        b = &t->br[t->nbr - 1];
+    }
+    int xrc = drv_exec(b->conn, sql, sql_len, params, nparams, rows, &derr);
+    if (xrc != XA_OK) {
+        /* Even when the database already rolled the branch back (XA_RB*),
+         * the rollback at the end clears the connection's XA state. */
+        if (derr.msg[0] == '\0')
+            snprintf(derr.msg, sizeof derr.msg, "%s", drv_xa_name(xrc));
+        derr.code = code_of(xrc);
+        snprintf(derr.resource, sizeof derr.resource, "%s", resource);
+        xac_logd("engine: gtrid %s: exec on %s failed (%s): %s; transaction is rollback-only",
+                 t->gtrid, resource, drv_xa_name(xrc), derr.msg);
+        rc = fail_rollback_only(t, &derr, err);
+        goto out;
+    }
+    rc = XAC_OK;
+out:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+/* One branch: XA END and a one-phase commit, no journal record. */
+static int commit_one_phase(engine *e, txn *t, xac_err *err)
+{
+    branch *b = &t->br[0];
+    const char *res = rname(e, b);
+    xac_err derr;
+    xac_err_clear(&derr);
+    int rc = drv_end(b->conn, &b->xid, &derr);
+    if (rc != XA_OK) {
+        int code = XAC_EROLLBACK;
+        if (XA_IS_RB(rc))
+            b->state = BR_ENDED; /* rolled back by the database: only clear the state */
+        branch_rollback(e, t->gtrid, b);
+        branch_release(e, b);
+        xac_err_setr(err, code, res, "%s failed at XA END (%s): %s; the transaction is rolled back",
+                     res, drv_xa_name(rc), derr.msg);
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        return code;
+    }
+    b->state = BR_ENDED;
+    rc = drv_commit(b->conn, &b->xid, true, &derr);
+    if (rc == XA_OK) {
+        b->state = BR_DONE;
+        branch_release(e, b);
+        txn_finish(e, t, XAC_STATE_COMMITTED);
+        xac_logd("engine: gtrid %s committed in one phase on %s", t->gtrid, res);
+        return XAC_OK;
+    }
+    if (XA_IS_RB(rc)) {
+        b->state = BR_DONE;
+        branch_release(e, b);
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        xac_logd("engine: gtrid %s: %s rolled back at one-phase commit (%s)", t->gtrid, res,
+                 drv_xa_name(rc));
+        return xac_err_setr(err, XAC_EROLLBACK, res, "%s rolled back at commit (%s): %s", res,
+                            drv_xa_name(rc), derr.msg);
+    }
+    if (rc == XAER_RMFAIL || (b->conn != NULL && b->conn->broken)) {
+        b->state = BR_LEFT;
+        branch_release(e, b);
+        /* We cannot tell; the database holds the answer. Not in the ring:
+         * engine_status must not claim either outcome. */
+        pthread_mutex_lock(&e->tmu);
+        table_remove_locked(e, t);
+        pthread_mutex_unlock(&e->tmu);
+        xac_loge("engine: gtrid %s: connection to %s lost during one-phase commit: outcome "
+                 "unknown: %s",
+                 t->gtrid, res, derr.msg);
+        return xac_err_setr(err, XAC_ERMFAIL, res,
+                            "outcome unknown: the connection to %s was lost during its one-phase "
+                            "commit (%s); check the database",
+                            res, derr.msg);
+    }
+    /* Another error: the branch is still ours to roll back. */
+    branch_rollback(e, t->gtrid, b);
+    bool rolled = b->state == BR_DONE;
+    branch_release(e, b);
+    if (rolled) {
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        return xac_err_setr(err, XAC_EROLLBACK, res, "%s refused the commit (%s): %s", res,
+                            drv_xa_name(rc), derr.msg);
+    }
+    pthread_mutex_lock(&e->tmu);
+    table_remove_locked(e, t);
+    pthread_mutex_unlock(&e->tmu);
+    return xac_err_setr(err, XAC_ERMFAIL, res,
+                        "outcome unknown: %s failed the one-phase commit (%s: %s) and the "
+                        "rollback after it; check the database",
+                        res, drv_xa_name(rc), derr.msg);
+}
+
+/* Rolls back after phase one or the journal refused, and reports why. */
+static int abort_all(engine *e, txn *t, const char *res, const char *fmt_msg, xac_err *err)
+{
+    rollback_all(e, t);
+    txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+    xac_logd("engine: gtrid %s rolled back: %s", t->gtrid, fmt_msg);
+    return xac_err_setr(err, XAC_EROLLBACK, res, "%s", fmt_msg);
+}
+
+static int commit_two_phase(engine *e, txn *t, xac_err *err)
+{
+    atomic_store(&t->state, XAC_STATE_PREPARING);
+    atomic_int votes;
+    atomic_init(&votes, 0);
+    fan_out(e, t, job_prepare, (1u << BR_ACTIVE) | (1u << BR_ENDED), &votes);
+
+    for (size_t i = 0; i < t->nbr; i++) {
+        branch *b = &t->br[i];
+        if (b->rc == XA_OK || b->rc == XA_RDONLY)
+            continue;
+        const char *res = rname(e, b);
+        xac_logw("engine: gtrid %s: %s; rolling back every branch", t->gtrid, b->err.msg);
+        char msg[XAC_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", b->err.msg);
+        return abort_all(e, t, res, msg, err);
+    }
+
+    journal_txn jt;
+    memset(&jt, 0, sizeof jt);
+    snprintf(jt.gtrid, sizeof jt.gtrid, "%s", t->gtrid);
+    for (size_t i = 0; i < t->nbr; i++)
+        if (t->br[i].state == BR_PREPARED)
+            snprintf(jt.resources[jt.nbranches++], sizeof jt.resources[0], "%s",
+                     rname(e, &t->br[i]));
+    jt.decided_us = xac_now_wall_us();
+    if (jt.nbranches == 0) {
+        /* Every branch was read-only: nothing to decide. */
+        for (size_t i = 0; i < t->nbr; i++)
+            branch_release(e, &t->br[i]);
+        txn_finish(e, t, XAC_STATE_COMMITTED);
+        xac_logd("engine: gtrid %s committed (all branches read-only)", t->gtrid);
+        return XAC_OK;
+    }
+
+    fault_point(FAULT_BEFORE_DECISION);
+    xac_err jerr;
+    xac_err_clear(&jerr);
+    int rc = e->j != NULL ? journal_commit(e->j, &jt, &jerr)
+                          : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
+    if (rc != XAC_OK) {
+        xac_loge("engine: gtrid %s: the commit decision could not be made durable: %s; rolling "
+                 "back every branch",
+                 t->gtrid, jerr.msg);
+        char msg[XAC_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "journal: %.*s", XAC_ERR_MSG_MAX - 16, jerr.msg);
+        return abort_all(e, t, "", msg, err);
+    }
+    /* The commit point: from here on the only way is forward. */
+    atomic_store(&t->state, XAC_STATE_COMMITTING);
+    xac_logd("engine: gtrid %s: commit decided (%u branch(es))", t->gtrid, jt.nbranches);
+    fault_point(FAULT_AFTER_DECISION);
+
+    atomic_int commits;
+    atomic_init(&commits, 0);
+    fan_out(e, t, job_commit, 1u << BR_PREPARED, &commits);
+
+    size_t left = 0;
+    for (size_t i = 0; i < t->nbr; i++) {
+        if (t->br[i].state == BR_LEFT)
+            left++;
+        branch_release(e, &t->br[i]);
+    }
+    if (left == 0) {
+        fault_point(FAULT_BEFORE_END);
+        xac_err eerr;
+        xac_err_clear(&eerr);
+        if (journal_end(e->j, t->gtrid, &eerr) != XAC_OK)
+            xac_logw("engine: gtrid %s: END record not written (%s); recovery will write it",
+                     t->gtrid, eerr.msg);
+        xac_logd("engine: gtrid %s committed on %zu branch(es)", t->gtrid, t->nbr);
+    } else {
+        xac_logw("engine: gtrid %s committed; %zu branch(es) left for recovery", t->gtrid, left);
+    }
+    txn_finish(e, t, XAC_STATE_COMMITTED);
+    if (left > 0)
+        need_recovery(e);
+    return XAC_OK;
+}
+
+int engine_commit(engine *e, txn *t, xac_err *err)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc;
+    if (t->timed_out) {
+        rc = xac_err_set(err, XAC_EROLLBACK,
+                         "transaction %s timed out after %u ms and was rolled back", t->gtrid,
+                         t->timeout_ms);
+    } else if (t->rollback_only) {
+        rollback_all(e, t);
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        xac_logd("engine: gtrid %s rolled back at commit: it was rollback-only", t->gtrid);
+        rc = xac_err_setr(err, XAC_EROLLBACK, t->rb_err.resource,
+                          "rolled back: an earlier statement failed%s%s: %s",
+                          t->rb_err.resource[0] ? " on " : "", t->rb_err.resource, t->rb_err.msg);
+    } else if (txn_expired(t)) {
+        txn_timeout_locked(e, t);
+        rc = xac_err_set(err, XAC_EROLLBACK,
+                         "transaction %s timed out after %u ms and was rolled back", t->gtrid,
+                         t->timeout_ms);
+    } else if (t->nbr == 0) {
+        txn_finish(e, t, XAC_STATE_COMMITTED);
+        rc = XAC_OK;
+    } else if (t->nbr == 1) {
+        atomic_store(&t->state, XAC_STATE_PREPARING);
+        rc = commit_one_phase(e, t, err);
+    } else {
+        rc = commit_two_phase(e, t, err);
+    }
+    txn_free(t);
+    return rc;
+}
+
+int engine_rollback(engine *e, txn *t, xac_err *err)
+{
+    (void)err;
+    pthread_mutex_lock(&t->mu);
+    if (!t->timed_out) {
+        rollback_all(e, t);
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        xac_logd("engine: gtrid %s rolled back on request", t->gtrid);
+    }
+    txn_free(t);
+    return XAC_OK;
+}
+
+int engine_status(engine *e, const char *gtrid)
+{
+    pthread_mutex_lock(&e->tmu);
+    txn *t = table_find_locked(e, gtrid);
+    if (t != NULL) {
+        int st = atomic_load(&t->state);
+        pthread_mutex_unlock(&e->tmu);
+        return st;
+    }
+    /* Newest first: a gtrid is finished once, but be exact anyway. */
+    for (size_t k = 0; k < e->ring_count; k++) {
+        size_t i = (e->ring_next + ENGINE_RING - 1 - k) % ENGINE_RING;
+        if (strcmp(e->ring[i].gtrid, gtrid) == 0) {
+            int st = e->ring[i].state;
+            pthread_mutex_unlock(&e->tmu);
+            return st;
+        }
+    }
+    pthread_mutex_unlock(&e->tmu);
+    if (e->j != NULL && journal_is_committed(e->j, gtrid))
+        return XAC_STATE_COMMITTING;
+    return XAC_STATE_UNKNOWN;
+}
+
+bool engine_is_live(engine *e, const char *gtrid)
+{
+    pthread_mutex_lock(&e->tmu);
+    bool live = table_find_locked(e, gtrid) != NULL;
+    pthread_mutex_unlock(&e->tmu);
+    return live;
+}

@@ -1,1 +1,895 @@
-/* placeholder: to be written */
+/* The MySQL/MariaDB driver, on MariaDB Connector/C. XA branches are driven with
+ * the XA SQL statements and binary-safe hex XID literals. Each connection
+ * remembers its own branch (XID and state) so that a rollback of an active
+ * branch ends it first and commit/rollback know whether the XID is this
+ * session's or another's. MariaDB lets only the preparing session commit a
+ * prepared branch until that session disconnects, so the engine commits on the
+ * pinned connection and recovery uses fresh connections. Any lost link marks the
+ * connection broken and answers XAER_RMFAIL. */
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mysql.h>
+
+#include "drv_impl.h"
+
+/* BR_RBONLY: the server rolled the branch back (deadlock, ...) and waits for
+ * XA ROLLBACK. */
+typedef enum br_state { BR_NONE, BR_ACTIVE, BR_IDLE, BR_PREPARED, BR_RBONLY } br_state;
+
+static const char *const br_names[] = {"none", "active", "idle", "prepared", "rollback only"};
+
+typedef struct my_conn {
+    drv_conn base;
+    MYSQL *m;
+    br_state state; /* of this session's branch */
+    xac_xid xid;    /* valid when state != BR_NONE */
+    int rb_rc;      /* BR_RBONLY: why, as an XA_RB* code and the server's words */
+    char rb_msg[XAC_ERR_MSG_MAX];
+} my_conn;
+
+#define XID_LIT_MAX 320 /* X'<128 hex>',X'<128 hex>',<int32> and some */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_rc;
+
+/* mysql_library_init is not thread-safe; mysql_init would call it lazily. */
+static void lib_init(void)
+{
+    lib_rc = mysql_library_init(0, NULL, NULL);
+}
+
+static const char *rname(const my_conn *c)
+{
+    return c->base.conf->name;
+}
+
+/* Fills err from the connection's last error; returns the XA code for it and
+ * marks the connection broken when the link is gone. `what` names the step,
+ * e.g. "XA PREPARE" or "exec". */
+static int fail_with(my_conn *c, drv_step step, const char *what, unsigned no, const char *state,
+                     const char *text, xac_err *err)
+{
+    int rc = drv_mysql_errno_to_xa(no, step);
+    if (rc == XAER_RMFAIL || drv_mysql_errno_is_connection_loss(no))
+        c->base.broken = true;
+    xac_err_setr(err, drv_xa_to_code(rc), rname(c),
+                 "resource %s: %s failed (%s%s): MariaDB error %u (%s): %s", rname(c), what,
+                 drv_xa_name(rc), c->base.broken ? ", connection unusable" : "", no,
+                 state != NULL && state[0] ? state : "HY000", text != NULL ? text : "");
+    return rc;
+}
+
+/* Closes the link of a broken connection at once rather than when the pool
+ * gets it back: the server then detaches a prepared branch, which a fresh
+ * connection can finish. Nothing uses the handle afterwards (drv.c refuses
+ * broken connections). */
+static void drop_if_broken(my_conn *c)
+{
+    if (c->base.broken && c->m != NULL) {
+        mysql_close(c->m);
+        c->m = NULL;
+    }
+}
+
+static int fail(my_conn *c, drv_step step, const char *what, xac_err *err)
+{
+    int rc =
+        fail_with(c, step, what, mysql_errno(c->m), mysql_sqlstate(c->m), mysql_error(c->m), err);
+    drop_if_broken(c);
+    return rc;
+}
+
+static int stmt_fail(my_conn *c, MYSQL_STMT *st, const char *what, xac_err *err)
+{
+    return fail_with(c, DRV_STEP_EXEC, what, mysql_stmt_errno(st), mysql_stmt_sqlstate(st),
+                     mysql_stmt_error(st), err);
+}
+
+/* Runs a statement that returns no rows; drains any result so the connection
+ * stays in sync. */
+static int run(my_conn *c, drv_step step, const char *what, const char *sql, xac_err *err)
+{
+    if (mysql_real_query(c->m, sql, strlen(sql)) != 0)
+        return fail(c, step, what, err);
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res != NULL)
+        mysql_free_result(res);
+    else if (mysql_errno(c->m) != 0)
+        return fail(c, step, what, err);
+    return XA_OK;
+}
+
+/* Builds "XA <verb> <xid literal><suffix>". */
+static int xa_sql(my_conn *c, const char *verb, const xac_xid *xid, const char *suffix, char *out,
+                  size_t outlen, xac_err *err)
+{
+    char lit[XID_LIT_MAX];
+    if (xac_xid_to_mysql(xid, lit, sizeof lit, err) != XAC_OK) {
+        xac_err_prefix(err, "resource %s: XA %s", rname(c), verb);
+        return XAER_INVAL;
+    }
+    int n = snprintf(out, outlen, "XA %s %s%s", verb, lit, suffix);
+    if (n < 0 || (size_t)n >= outlen) {
+        xac_err_setr(err, XAC_EINTERNAL, rname(c), "resource %s: XA %s: XID too long", rname(c),
+                     verb);
+        return XAER_INVAL;
+    }
+    return XA_OK;
+}
+
+/* One XA statement on this connection. */
+static int xa_run(my_conn *c, drv_step step, const char *verb, const xac_xid *xid,
+                  const char *suffix, xac_err *err)
+{
+    char sql[XID_LIT_MAX + 64];
+    int rc = xa_sql(c, verb, xid, suffix, sql, sizeof sql, err);
+    if (rc != XA_OK)
+        return rc;
+    char what[48];
+    snprintf(what, sizeof what, "XA %s%s", verb, suffix);
+    return run(c, step, what, sql, err);
+}
+
+static int my_recover(drv_conn *dc, drv_indoubt **out, size_t *n, xac_err *err);
+
+static bool own(const my_conn *c, const xac_xid *xid)
+{
+    return c->state != BR_NONE && xac_xid_equal(&c->xid, xid);
+}
+
+static unsigned ms_to_s(uint32_t ms)
+{
+    unsigned s = (unsigned)((ms + 999u) / 1000u);
+    return s < 1 ? 1 : s;
+}
+
+static int my_open(const drv_conf *conf, drv_conn **out, xac_err *err)
+{
+    *out = NULL;
+    pthread_once(&lib_once, lib_init);
+    if (lib_rc != 0) {
+        xac_err_setr(err, XAC_ERMFAIL, conf->name,
+                     "resource %s: cannot initialise the MariaDB client library", conf->name);
+        return XAER_RMFAIL;
+    }
+    my_conn *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->m = mysql_init(NULL)) == NULL) {
+        free(c);
+        xac_err_setr(err, XAC_ENOMEM, conf->name, "resource %s: out of memory opening a connection",
+                     conf->name);
+        return XAER_RMFAIL;
+    }
+    c->base.ops = &drv_mysql_ops;
+    c->base.conf = conf;
+    /* 0 keeps the library's default (no timeout); otherwise whole seconds,
+     * rounded up, because that is the option's unit. */
+    unsigned t;
+    if (conf->connect_timeout_ms > 0) {
+        t = ms_to_s(conf->connect_timeout_ms);
+        mysql_options(c->m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
+    }
+    if (conf->io_timeout_ms > 0) {
+        t = ms_to_s(conf->io_timeout_ms);
+        mysql_options(c->m, MYSQL_OPT_READ_TIMEOUT, &t);
+        mysql_options(c->m, MYSQL_OPT_WRITE_TIMEOUT, &t);
+    }
+    /* A silent reconnect would lose the branch and the engine would not know. */
+    my_bool no = 0;
+    mysql_options(c->m, MYSQL_OPT_RECONNECT, &no);
+    mysql_options(c->m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+
+    bool use_socket = conf->socket[0] != '\0';
+    const char *host = use_socket ? "localhost" : conf->host;
+    if (mysql_real_connect(c->m, host, conf->user[0] ? conf->user : NULL, conf->password,
+                           conf->database[0] ? conf->database : NULL,
+                           use_socket ? 0 : (unsigned)conf->port, use_socket ? conf->socket : NULL,
+                           0) == NULL) {
+        char where[PATH_MAX + 300];
+        if (use_socket)
+            snprintf(where, sizeof where, "socket %s", conf->socket);
+        else
+            snprintf(where, sizeof where, "%s:%d", conf->host, conf->port ? conf->port : 3306);
+        xac_err_setr(err, XAC_ERMFAIL, conf->name,
+                     "resource %s: cannot connect to MariaDB/MySQL at %s as user '%s'%s%s: "
+                     "MariaDB error %u (%s): %s",
+                     conf->name, where, conf->user, conf->database[0] ? ", database " : "",
+                     conf->database, mysql_errno(c->m), mysql_sqlstate(c->m), mysql_error(c->m));
+        mysql_close(c->m);
+        free(c);
+        return XAER_RMFAIL;
+    }
+    *out = &c->base;
+    return XA_OK;
+}
+
+static void my_close(drv_conn *dc)
+{
+    my_conn *c = (my_conn *)dc;
+    if (c == NULL)
+        return;
+    /* A prepared branch survives the disconnect (the server detaches it);
+     * an active or idle one is rolled back by the server. */
+    if (c->state == BR_PREPARED)
+        xac_logd("resource %s: closing a connection with a prepared branch; recovery will "
+                 "finish it",
+                 rname(c));
+    if (c->m != NULL)
+        mysql_close(c->m);
+    free(c);
+}
+
+static int my_start(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    if (c->state != BR_NONE) {
+        char t[XAC_XID_TEXT_MAX];
+        xac_xid_format(&c->xid, t);
+        xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                     "resource %s: XA START: the connection already has branch %s in state %s",
+                     rname(c), t, br_names[c->state]);
+        return XAER_PROTO;
+    }
+    int rc = xa_run(c, DRV_STEP_START, "START", xid, "", err);
+    if (rc == XA_OK) {
+        c->xid = *xid;
+        c->state = BR_ACTIVE;
+    }
+    return rc;
+}
+
+/* Remembers that the server rolled the branch back on its own (deadlock, lock
+ * wait timeout): it now sits in ROLLBACK ONLY, where only XA ROLLBACK works. */
+static void set_rbonly(my_conn *c, int rc, const xac_err *why)
+{
+    c->state = BR_RBONLY;
+    c->rb_rc = rc;
+    /* Drop a leading "resource NAME: ": rbonly_answer names the resource. */
+    const char *m = why->msg;
+    size_t nl = strlen(rname(c));
+    if (strncmp(m, "resource ", 9) == 0 && strncmp(m + 9, rname(c), nl) == 0 &&
+        strncmp(m + 9 + nl, ": ", 2) == 0)
+        m += 9 + nl + 2;
+    snprintf(c->rb_msg, sizeof c->rb_msg, "%s", m);
+}
+
+static int rbonly_answer(my_conn *c, const char *what, xac_err *err)
+{
+    xac_err_setr(err, XAC_EROLLBACK, rname(c),
+                 "resource %s: %s: the server already rolled the branch back (%s): %s", rname(c),
+                 what, drv_xa_name(c->rb_rc), c->rb_msg);
+    return c->rb_rc;
+}
+
+/* XA END of the connection's own active branch. */
+static int end_own(my_conn *c, const xac_xid *xid, xac_err *err)
+{
+    char sql[XID_LIT_MAX + 64];
+    int rc = xa_sql(c, "END", xid, "", sql, sizeof sql, err);
+    if (rc != XA_OK)
+        return rc;
+    if (mysql_real_query(c->m, sql, strlen(sql)) == 0) {
+        c->state = BR_IDLE;
+        return XA_OK;
+    }
+    xac_err e;
+    xac_err_clear(&e);
+    if (mysql_errno(c->m) == 1399) {
+        /* Our branch was active, so the one state that refuses END is ROLLBACK
+         * ONLY: the server rolled it back behind our back. */
+        xac_err_setr(&e, XAC_EROLLBACK, rname(c), "MariaDB error %u (%s): %s", mysql_errno(c->m),
+                     mysql_sqlstate(c->m), mysql_error(c->m));
+        set_rbonly(c, XA_RBROLLBACK, &e);
+        return rbonly_answer(c, "XA END", err);
+    }
+    rc = fail(c, DRV_STEP_END, "XA END", &e);
+    if (XA_IS_RB(rc))
+        set_rbonly(c, rc, &e);
+    if (err != NULL)
+        *err = e;
+    return rc;
+}
+
+static int my_end(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    if (own(c, xid)) {
+        if (c->state == BR_ACTIVE)
+            return end_own(c, xid, err);
+        if (c->state == BR_RBONLY)
+            return rbonly_answer(c, "XA END", err);
+        return XA_OK; /* already ended: ending twice is harmless */
+    }
+    char t[XAC_XID_TEXT_MAX];
+    xac_xid_format(xid, t);
+    xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                 "resource %s: XA END: branch %s is not this connection's (it has %s)", rname(c), t,
+                 c->state == BR_NONE ? "none" : br_names[c->state]);
+    return XAER_NOTA;
+}
+
+static int my_prepare(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    int rc;
+    if (own(c, xid)) {
+        if (c->state == BR_PREPARED)
+            return XA_OK;
+        if (c->state == BR_RBONLY)
+            return rbonly_answer(c, "XA PREPARE", err);
+        if (c->state == BR_ACTIVE) {
+            rc = end_own(c, xid, err);
+            if (rc != XA_OK)
+                return rc;
+        }
+    } else if (c->state != BR_NONE) {
+        xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                     "resource %s: XA PREPARE of a branch that is not this connection's", rname(c));
+        return XAER_PROTO;
+    }
+    rc = xa_run(c, DRV_STEP_PREPARE, "PREPARE", xid, "", err);
+    if (rc == XA_OK) {
+        c->xid = *xid;
+        c->state = BR_PREPARED;
+    } else if (own(c, xid) && (XA_IS_RB(rc) || rc == XAER_NOTA)) {
+        c->state = BR_NONE; /* a failed XA PREPARE rolls the branch back */
+    }
+    return rc;
+}
+
+/* MySQL bug #87836: XA COMMIT/ROLLBACK of another session's prepared branch
+ * fails unless autocommit is on. The server reports its mode in every OK
+ * packet, so this costs a round trip only when it is off. */
+static int ensure_autocommit(my_conn *c, drv_step step, xac_err *err)
+{
+    unsigned int status = 0;
+    if (mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_STATUS, &status) == 0 &&
+        (status & SERVER_STATUS_AUTOCOMMIT))
+        return XA_OK;
+    if (mysql_autocommit(c->m, 1) != 0)
+        return fail(c, step, "SET autocommit=1", err);
+    return XA_OK;
+}
+
+/* Clears a ROLLBACK ONLY branch off the connection, keeping the reason. */
+static int clear_rbonly(my_conn *c, const xac_xid *xid, const char *what, xac_err *err)
+{
+    xac_err e;
+    int rc = xa_run(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, "", &e);
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA) {
+        int rb = rbonly_answer(c, what, err);
+        c->state = BR_NONE;
+        return rb;
+    }
+    if (err != NULL)
+        *err = e;
+    return rc;
+}
+
+static int not_own(my_conn *c, const char *what, const xac_xid *xid, xac_err *err)
+{
+    char t[XAC_XID_TEXT_MAX], o[XAC_XID_TEXT_MAX];
+    xac_xid_format(xid, t);
+    xac_xid_format(&c->xid, o);
+    xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                 "resource %s: %s of %s on a connection busy with branch %s (%s); use a "
+                 "connection without a branch",
+                 rname(c), what, t, o, br_names[c->state]);
+    return XAER_PROTO;
+}
+
+/* XA RECOVER lists the XID: it is prepared on this server. */
+static bool listed_prepared(my_conn *c, const xac_xid *xid)
+{
+    drv_indoubt *v = NULL;
+    size_t n = 0;
+    xac_err e;
+    bool found = false;
+    if (my_recover(&c->base, &v, &n, &e) != XA_OK)
+        return false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = xac_xid_equal(&v[i].xid, xid);
+    free(v);
+    return found;
+}
+
+/* Finishes another session's prepared branch. MariaDB answers 1397 (unknown
+ * XID) while the branch is still attached to the session that prepared it;
+ * the branch is then still listed by XA RECOVER. Reporting that as XAER_NOTA
+ * would tell the caller "already finished", so it becomes XA_RETRY. */
+static int finish_foreign(my_conn *c, drv_step step, const char *verb, const xac_xid *xid,
+                          xac_err *err)
+{
+    int rc = ensure_autocommit(c, step, err);
+    if (rc != XA_OK)
+        return rc;
+    rc = xa_run(c, step, verb, xid, "", err);
+    if (rc == XAER_NOTA && !c->base.broken && listed_prepared(c, xid)) {
+        char t[XAC_XID_TEXT_MAX];
+        xac_xid_format(xid, t);
+        xac_err_setr(err, drv_xa_to_code(XA_RETRY), rname(c),
+                     "resource %s: XA %s of %s: the branch is prepared but still attached to "
+                     "the session that prepared it (MariaDB lets only that session finish it "
+                     "until it disconnects); retry later",
+                     rname(c), verb, t);
+        rc = XA_RETRY;
+    }
+    return rc;
+}
+
+static int my_commit(drv_conn *dc, const xac_xid *xid, bool one_phase, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    int rc;
+    if (one_phase) {
+        if (!own(c, xid)) {
+            char t[XAC_XID_TEXT_MAX];
+            xac_xid_format(xid, t);
+            xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                         "resource %s: one-phase commit of %s: the branch is not this "
+                         "connection's",
+                         rname(c), t);
+            return XAER_PROTO;
+        }
+        if (c->state == BR_ACTIVE) {
+            rc = end_own(c, xid, err);
+            if (rc != XA_OK && c->state != BR_RBONLY)
+                return rc;
+        }
+        if (c->state == BR_RBONLY)
+            return clear_rbonly(c, xid, "one-phase commit", err);
+        if (c->state == BR_PREPARED)
+            rc = xa_run(c, DRV_STEP_COMMIT, "COMMIT", xid, "", err);
+        else
+            rc = xa_run(c, DRV_STEP_COMMIT, "COMMIT", xid, " ONE PHASE", err);
+        if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
+            c->state = BR_NONE;
+        return rc;
+    }
+    if (own(c, xid)) {
+        if (c->state == BR_RBONLY)
+            return clear_rbonly(c, xid, "XA COMMIT", err);
+        if (c->state != BR_PREPARED) {
+            xac_err_setr(err, XAC_EINTERNAL, rname(c),
+                         "resource %s: XA COMMIT: the branch is %s, not prepared; prepare it "
+                         "first or commit in one phase",
+                         rname(c), br_names[c->state]);
+            return XAER_PROTO;
+        }
+    } else if (c->state != BR_NONE) {
+        return not_own(c, "XA COMMIT", xid, err);
+    } else {
+        return finish_foreign(c, DRV_STEP_COMMIT, "COMMIT", xid, err);
+    }
+    rc = xa_run(c, DRV_STEP_COMMIT, "COMMIT", xid, "", err);
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
+        c->state = BR_NONE;
+    return rc;
+}
+
+static int my_rollback(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    int rc;
+    if (!own(c, xid)) {
+        if (c->state != BR_NONE)
+            return not_own(c, "XA ROLLBACK", xid, err);
+        return finish_foreign(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, err);
+    }
+    if (c->state == BR_ACTIVE) {
+        rc = end_own(c, xid, err);
+        if (rc != XA_OK && c->state != BR_RBONLY)
+            return rc;
+    }
+    rc = xa_run(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, "", err);
+    /* Rolled back for a reason (XA_RB*) or already gone (XAER_NOTA): either way
+     * the branch this connection owned is rolled back, which is what was asked. */
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA) {
+        c->state = BR_NONE;
+        xac_err_clear(err);
+        return XA_OK;
+    }
+    return rc;
+}
+
+static int my_recover(drv_conn *dc, drv_indoubt **out, size_t *n, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    *out = NULL;
+    *n = 0;
+    static const char sql[] = "XA RECOVER";
+    if (mysql_real_query(c->m, sql, sizeof sql - 1) != 0)
+        return fail(c, DRV_STEP_RECOVER, "XA RECOVER", err);
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res == NULL)
+        return fail(c, DRV_STEP_RECOVER, "XA RECOVER", err);
+    unsigned nf = mysql_num_fields(res);
+    if (nf < 4) {
+        mysql_free_result(res);
+        xac_err_setr(err, XAC_ESQL, rname(c),
+                     "resource %s: XA RECOVER returned %u columns, expected formatID, "
+                     "gtrid_length, bqual_length, data",
+                     rname(c), nf);
+        return XAER_RMERR;
+    }
+    size_t rows = (size_t)mysql_num_rows(res);
+    drv_indoubt *v = rows > 0 ? calloc(rows, sizeof *v) : NULL;
+    if (rows > 0 && v == NULL) {
+        mysql_free_result(res);
+        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: XA RECOVER: out of memory", rname(c));
+        return XAER_RMERR;
+    }
+    size_t k = 0;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        unsigned long *len = mysql_fetch_lengths(res);
+        if (row[0] == NULL || row[1] == NULL || row[2] == NULL || row[3] == NULL || len == NULL)
+            continue;
+        long long fid = strtoll(row[0], NULL, 10);
+        long glen = strtol(row[1], NULL, 10), blen = strtol(row[2], NULL, 10);
+        if (glen < 0 || blen < 0 || (unsigned long)(glen + blen) > len[3]) {
+            xac_logw("resource %s: XA RECOVER row with inconsistent lengths skipped "
+                     "(gtrid_length %ld, bqual_length %ld, data %lu bytes)",
+                     rname(c), glen, blen, len[3]);
+            continue;
+        }
+        xac_err xe;
+        if (xac_xid_set(&v[k].xid, (int32_t)fid, row[3], (size_t)glen, row[3] + glen, (size_t)blen,
+                        &xe) != XAC_OK) {
+            xac_logw("resource %s: XA RECOVER row skipped: %s", rname(c), xe.msg);
+            continue;
+        }
+        v[k].decoded = true;
+        v[k].raw[0] = '\0';
+        v[k].prepared_at = 0; /* MySQL does not record when a branch was prepared */
+        k++;
+    }
+    mysql_free_result(res);
+    if (k == 0) {
+        free(v);
+        v = NULL;
+    }
+    *out = v;
+    *n = k;
+    return XA_OK;
+}
+
+static int my_forget(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    /* MySQL and MariaDB never finish a branch heuristically, so there is
+     * nothing to forget. */
+    (void)dc;
+    (void)xid;
+    (void)err;
+    return XA_OK;
+}
+
+/* Copies a text-protocol result into rows. */
+static int store_text_result(my_conn *c, MYSQL_RES *res, xac_rows *rows, xac_err *err)
+{
+    unsigned nf = mysql_num_fields(res);
+    MYSQL_FIELD *f = mysql_fetch_fields(res);
+    const char **names = calloc(nf ? nf : 1, sizeof *names);
+    if (names == NULL) {
+        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: exec: out of memory", rname(c));
+        return XAER_RMERR;
+    }
+    for (unsigned i = 0; i < nf; i++)
+        names[i] = f[i].name;
+    int rc = xac_rows_set_cols(rows, nf, names, err);
+    free(names);
+    if (rc != XAC_OK)
+        return XAER_RMERR;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        unsigned long *ul = mysql_fetch_lengths(res);
+        size_t lens[nf ? nf : 1];
+        for (unsigned i = 0; i < nf; i++)
+            lens[i] = ul[i];
+        if (xac_rows_add(rows, (const char *const *)row, lens, err) != XAC_OK)
+            return XAER_RMERR;
+    }
+    return XA_OK;
+}
+
+/* Reads the results of a statement sent with mysql_real_query: the first
+ * result set (or affected count) goes into rows, further ones (a CALL) are
+ * drained so the connection stays usable. */
+static int read_results(my_conn *c, xac_rows *rows, xac_err *err)
+{
+    int rc = XA_OK;
+    bool first = true;
+    for (;;) {
+        MYSQL_RES *res = mysql_store_result(c->m);
+        if (res == NULL && mysql_field_count(c->m) != 0)
+            return fail(c, DRV_STEP_EXEC, "exec", err);
+        if (first && rc == XA_OK) {
+            if (res != NULL) {
+                rc = store_text_result(c, res, rows, err);
+            } else {
+                rows->has_rows = false;
+                rows->affected = (uint64_t)mysql_affected_rows(c->m);
+            }
+            first = false;
+        }
+        if (res != NULL)
+            mysql_free_result(res);
+        if (!mysql_more_results(c->m))
+            return rc;
+        int nr = mysql_next_result(c->m);
+        if (nr > 0)
+            return fail(c, DRV_STEP_EXEC, "exec", err);
+        if (nr < 0)
+            return rc;
+    }
+}
+
+#define CELL_INIT 256
+
+/* Fetches a prepared statement's rows as text: every column is bound as a
+ * string; a value longer than its buffer is fetched again whole. */
+static int store_stmt_result(my_conn *c, MYSQL_STMT *st, MYSQL_RES *meta, xac_rows *rows,
+                             xac_err *err)
+{
+    unsigned nf = mysql_num_fields(meta);
+    MYSQL_FIELD *f = mysql_fetch_fields(meta);
+    int rc = XA_OK;
+    MYSQL_BIND *b = calloc(nf, sizeof *b);
+    unsigned long *len = calloc(nf, sizeof *len);
+    my_bool *isnull = calloc(nf, sizeof *isnull);
+    my_bool *trunc = calloc(nf, sizeof *trunc);
+    char **buf = calloc(nf, sizeof *buf);
+    const char **cells = calloc(nf, sizeof *cells);
+    size_t *clens = calloc(nf, sizeof *clens);
+    const char **names = calloc(nf, sizeof *names);
+    bool ok = b && len && isnull && trunc && buf && cells && clens && names;
+    for (unsigned i = 0; ok && i < nf; i++) {
+        buf[i] = malloc(CELL_INIT);
+        ok = buf[i] != NULL;
+        b[i].buffer_type = MYSQL_TYPE_STRING;
+        b[i].buffer = buf[i];
+        b[i].buffer_length = CELL_INIT;
+        b[i].length = &len[i];
+        b[i].is_null = &isnull[i];
+        b[i].error = &trunc[i];
+        names[i] = f[i].name;
+    }
+    if (!ok) {
+        rc = XAER_RMERR;
+        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: exec: out of memory", rname(c));
+        goto out;
+    }
+    if (xac_rows_set_cols(rows, nf, names, err) != XAC_OK) {
+        rc = XAER_RMERR;
+        goto out;
+    }
+    if (mysql_stmt_bind_result(st, b) != 0) {
+        rc = stmt_fail(c, st, "exec (binding result columns)", err);
+        goto out;
+    }
+    for (;;) {
+        int fr = mysql_stmt_fetch(st);
+        if (fr == MYSQL_NO_DATA)
+            break;
+        if (fr == 1) {
+            rc = stmt_fail(c, st, "exec (fetching a row)", err);
+            goto out;
+        }
+        bool rebind = false;
+        for (unsigned i = 0; i < nf; i++) {
+            if (isnull[i]) {
+                cells[i] = NULL;
+                clens[i] = 0;
+                continue;
+            }
+            if (len[i] > b[i].buffer_length) {
+                char *nb = realloc(buf[i], len[i] + 1);
+                if (nb == NULL) {
+                    rc = XAER_RMERR;
+                    xac_err_setr(err, XAC_ENOMEM, rname(c),
+                                 "resource %s: exec: out of memory for a %lu-byte value", rname(c),
+                                 len[i]);
+                    goto out;
+                }
+                buf[i] = nb;
+                b[i].buffer = nb;
+                b[i].buffer_length = len[i] + 1;
+                if (mysql_stmt_fetch_column(st, &b[i], i, 0) != 0) {
+                    rc = stmt_fail(c, st, "exec (fetching a long value)", err);
+                    goto out;
+                }
+                rebind = true;
+            }
+            cells[i] = buf[i];
+            clens[i] = len[i];
+        }
+        if (xac_rows_add(rows, cells, clens, err) != XAC_OK) {
+            rc = XAER_RMERR;
+            goto out;
+        }
+        if (rebind && mysql_stmt_bind_result(st, b) != 0) {
+            rc = stmt_fail(c, st, "exec (binding result columns)", err);
+            goto out;
+        }
+    }
+out:
+    if (buf != NULL)
+        for (unsigned i = 0; i < nf; i++)
+            free(buf[i]);
+    free(b);
+    free(len);
+    free(isnull);
+    free(trunc);
+    free(buf);
+    free(cells);
+    free(clens);
+    free(names);
+    return rc;
+}
+
+static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                     size_t nparams, xac_rows *rows, xac_err *err)
+{
+    MYSQL_STMT *st = mysql_stmt_init(c->m);
+    if (st == NULL)
+        return fail(c, DRV_STEP_EXEC, "exec (mysql_stmt_init)", err);
+    int rc = XA_OK;
+    MYSQL_BIND *b = calloc(nparams, sizeof *b);
+    unsigned long *plen = calloc(nparams, sizeof *plen);
+    int64_t *ints = calloc(nparams, sizeof *ints);
+    double *dbls = calloc(nparams, sizeof *dbls);
+    MYSQL_RES *meta = NULL;
+    if (b == NULL || plen == NULL || ints == NULL || dbls == NULL) {
+        rc = XAER_RMERR;
+        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: exec: out of memory", rname(c));
+        goto out;
+    }
+    if (mysql_stmt_prepare(st, sql, (unsigned long)sql_len) != 0) {
+        rc = stmt_fail(c, st, "exec (prepare)", err);
+        goto out;
+    }
+    unsigned long want = mysql_stmt_param_count(st);
+    if (want != nparams) {
+        rc = XAER_RMERR;
+        xac_err_setr(err, XAC_ESQL, rname(c),
+                     "resource %s: exec: the statement has %lu '?' placeholder(s) but %zu "
+                     "parameter(s) were given",
+                     rname(c), want, nparams);
+        goto out;
+    }
+    static char empty[1] = "";
+    for (size_t i = 0; i < nparams; i++) {
+        const xac_value *v = &params[i];
+        switch (v->type) {
+        case XAC_T_NULL:
+            b[i].buffer_type = MYSQL_TYPE_NULL;
+            break;
+        case XAC_T_INT:
+            ints[i] = v->i;
+            b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+            b[i].buffer = &ints[i];
+            break;
+        case XAC_T_DOUBLE:
+            dbls[i] = v->d;
+            b[i].buffer_type = MYSQL_TYPE_DOUBLE;
+            b[i].buffer = &dbls[i];
+            break;
+        case XAC_T_TEXT:
+        case XAC_T_BLOB:
+            b[i].buffer_type = v->type == XAC_T_TEXT ? MYSQL_TYPE_STRING : MYSQL_TYPE_BLOB;
+            b[i].buffer = v->s != NULL ? (void *)v->s : empty;
+            plen[i] = v->s != NULL ? (unsigned long)v->len : 0;
+            b[i].buffer_length = plen[i];
+            b[i].length = &plen[i];
+            break;
+        default:
+            rc = XAER_RMERR;
+            xac_err_setr(err, XAC_EINVAL, rname(c),
+                         "resource %s: exec: parameter %zu has unknown type %d", rname(c), i + 1,
+                         (int)v->type);
+            goto out;
+        }
+    }
+    if (nparams > 0 && mysql_stmt_bind_param(st, b) != 0) {
+        rc = stmt_fail(c, st, "exec (binding parameters)", err);
+        goto out;
+    }
+    if (mysql_stmt_execute(st) != 0) {
+        rc = stmt_fail(c, st, "exec", err);
+        goto out;
+    }
+    meta = mysql_stmt_result_metadata(st);
+    if (meta != NULL) {
+        rc = store_stmt_result(c, st, meta, rows, err);
+    } else if (mysql_stmt_errno(st) != 0) {
+        rc = stmt_fail(c, st, "exec (result metadata)", err);
+    } else {
+        rows->has_rows = false;
+        rows->affected = (uint64_t)mysql_stmt_affected_rows(st);
+    }
+    /* A CALL may return more result sets; drain them. */
+    while (rc == XA_OK && mysql_stmt_more_results(st)) {
+        int nr = mysql_stmt_next_result(st);
+        if (nr > 0)
+            rc = stmt_fail(c, st, "exec (next result)", err);
+        if (nr != 0)
+            break;
+        mysql_stmt_free_result(st);
+    }
+out:
+    if (meta != NULL)
+        mysql_free_result(meta);
+    mysql_stmt_close(st);
+    drop_if_broken(c);
+    free(b);
+    free(plen);
+    free(ints);
+    free(dbls);
+    return rc;
+}
+
+static int my_exec(drv_conn *dc, const char *sql, size_t sql_len, const xac_value *params,
+                   size_t nparams, xac_rows *rows, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    if (c->state == BR_RBONLY)
+        return rbonly_answer(c, "exec", err);
+    xac_rows scratch;
+    xac_rows_init(&scratch);
+    xac_rows *r = rows != NULL ? rows : &scratch;
+    xac_rows_free(r);
+    int rc;
+    if (nparams == 0) {
+        /* One round trip, and statements the prepared API refuses work too. */
+        if (mysql_real_query(c->m, sql, (unsigned long)sql_len) != 0)
+            rc = fail(c, DRV_STEP_EXEC, "exec", err);
+        else
+            rc = read_results(c, r, err);
+    } else {
+        rc = exec_stmt(c, sql, sql_len, params, nparams, r, err);
+    }
+    if (rc != XA_OK)
+        xac_rows_free(r);
+    if (rc != XA_OK && err != NULL && err->resource[0] == '\0') {
+        /* Out of memory in the row set: still name the resource. */
+        snprintf(err->resource, sizeof err->resource, "%s", rname(c));
+        xac_err_prefix(err, "resource %s: exec", rname(c));
+    }
+    if (XA_IS_RB(rc) && c->state == BR_ACTIVE && err != NULL)
+        set_rbonly(c, rc, err);
+    xac_rows_free(&scratch);
+    return rc;
+}
+
+static int my_ping(drv_conn *dc, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    if (mysql_ping(c->m) != 0) {
+        fail(c, DRV_STEP_EXEC, "ping", err);
+        /* A failed ping always means the connection is unusable. */
+        c->base.broken = true;
+        if (err != NULL)
+            err->code = XAC_ERMFAIL;
+        return XAER_RMFAIL;
+    }
+    return XA_OK;
+}
+
+const drv_ops drv_mysql_ops = {
+    .name = "mysql",
+    .open = my_open,
+    .close = my_close,
+    .start = my_start,
+    .end = my_end,
+    .prepare = my_prepare,
+    .commit = my_commit,
+    .rollback = my_rollback,
+    .recover = my_recover,
+    .forget = my_forget,
+    .exec = my_exec,
+    .ping = my_ping,
+};

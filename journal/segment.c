@@ -1,0 +1,380 @@
+/* Segment files of the journal: naming, listing, atomic creation, header
+ * checks and the replay scan that tells a torn tail (truncated) from
+ * corruption (refused). All knowledge of segment files lives here, so that
+ * rotation and compaction can be added in one place. Replay streams the file
+ * through a fixed buffer: memory does not grow with the journal's history. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_int.h"
+
+#define RBUF_LEN (64 * 1024)
+
+void jseg_path(char *out, size_t outlen, const char *dir, uint64_t segno)
+{
+    snprintf(out, outlen, "%s/%016" PRIx64 JSEG_SUFFIX, dir, segno);
+}
+
+static bool parse_name(const char *name, uint64_t *segno)
+{
+    if (strlen(name) != JSEG_NAME_LEN || strcmp(name + 16, JSEG_SUFFIX) != 0)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = name[i];
+        int d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return false;
+        v = (v << 4) | (uint64_t)d;
+    }
+    *segno = v;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int jseg_list(const char *dir, bool readonly, uint64_t **segs, size_t *n, xac_err *err)
+{
+    *segs = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot list journal directory %s: %s (errno %d)",
+                           dir, strerror(errno), errno);
+    size_t cap = 0;
+    struct dirent *e;
+    int rc = XAC_OK;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t segno;
+        size_t nl = strlen(e->d_name);
+        if (nl == JSEG_NAME_LEN + 4 && strcmp(e->d_name + JSEG_NAME_LEN, ".tmp") == 0) {
+            /* A creation that never reached its rename: it holds no records. */
+            if (!readonly) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                if (unlink(p) == 0)
+                    xac_logw("journal: removed unfinished segment file %s", p);
+            }
+            continue;
+        }
+        if (!parse_name(e->d_name, &segno))
+            continue;
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            uint64_t *ns = realloc(*segs, nc * sizeof *ns);
+            if (ns == NULL) {
+                rc = xac_err_set(err, XAC_ENOMEM, "out of memory listing journal %s", dir);
+                break;
+            }
+            *segs = ns;
+            cap = nc;
+        }
+        (*segs)[(*n)++] = segno;
+    }
+    closedir(d);
+    if (rc != XAC_OK) {
+        free(*segs);
+        *segs = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n > 1)
+        qsort(*segs, *n, sizeof **segs, cmp_u64);
+    return XAC_OK;
+}
+
+static int write_full(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int jseg_fsync_dir(const char *dir, xac_err *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return xac_err_set(err, XAC_EJOURNAL, "cannot fsync journal directory %s: %s (errno %d)",
+                           dir, strerror(e), e);
+    }
+    close(fd);
+    return XAC_OK;
+}
+
+int jseg_create(const char *dir, uint64_t segno, int *fdp, xac_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    jseg_path(path, sizeof path, dir, segno);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    uint8_t h[JSEG_HDR_LEN];
+    memcpy(h, JSEG_MAGIC, 4);
+    jrec_put_u32(h + 4, JOURNAL_FORMAT_VERSION);
+    jrec_put_u64(h + 8, segno);
+    jrec_put_u32(h + 16, xac_crc32c(0, h, 16));
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot create journal segment %s: %s (errno %d)",
+                           tmp, strerror(errno), errno);
+    if (write_full(fd, h, sizeof h) != 0 || fsync(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return xac_err_set(err, XAC_EJOURNAL, "cannot create journal segment %s: %s (errno %d)",
+                           path, strerror(e), e);
+    }
+    int rc = jseg_fsync_dir(dir, err);
+    if (rc != XAC_OK) {
+        close(fd);
+        return rc;
+    }
+    *fdp = fd;
+    return XAC_OK;
+}
+
+/* A window onto the file, refilled by pread as the scan moves forward. */
+typedef struct reader {
+    int fd;
+    uint64_t size;
+    uint8_t *buf;
+    uint64_t boff;
+    size_t blen;
+} reader;
+
+/* Makes [off, off+n) available (less at end of file); returns the count
+ * available or -1 with errno set. */
+static ssize_t rd_get(reader *r, uint64_t off, size_t n, const uint8_t **p)
+{
+    if (off >= r->size) {
+        *p = r->buf;
+        return 0;
+    }
+    uint64_t left = r->size - off;
+    if (n > left)
+        n = (size_t)left;
+    if (!(off >= r->boff && off + n <= r->boff + r->blen)) {
+        size_t want = RBUF_LEN;
+        if (want > left)
+            want = (size_t)left;
+        size_t got = 0;
+        while (got < want) {
+            ssize_t k = pread(r->fd, r->buf + got, want - got, (off_t)(off + got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return -1;
+            if (k == 0)
+                break;
+            got += (size_t)k;
+        }
+        r->boff = off;
+        r->blen = got;
+        if (n > got)
+            n = got;
+    }
+    *p = r->buf + (off - r->boff);
+    return (ssize_t)n;
+}
+
+/* 1 when every byte from off to the end of the file is zero, 0 if not, -1 on
+ * a read error. */
+static int zero_from(reader *r, uint64_t off)
+{
+    while (off < r->size) {
+        const uint8_t *p;
+        ssize_t k = rd_get(r, off, RBUF_LEN, &p);
+        if (k <= 0)
+            return -1;
+        for (ssize_t i = 0; i < k; i++)
+            if (p[i] != 0)
+                return 0;
+        off += (uint64_t)k;
+    }
+    return 1;
+}
+
+/* Whether a whole valid record starts anywhere in [from, end of file). Only
+ * called when the tail is shorter than one record, so it scans little. */
+static bool valid_record_after(reader *r, uint64_t from)
+{
+    const uint8_t *p;
+    ssize_t k = rd_get(r, from, JREC_MAX_LEN, &p);
+    for (ssize_t i = 0; i + JREC_HDR_LEN <= k; i++)
+        if (jrec_valid_at(p + i, (size_t)(k - i)))
+            return true;
+    return false;
+}
+
+static int bad_header(const char *path, const char *why, xac_err *err)
+{
+    return xac_err_set(err, XAC_EJOURNAL,
+                       "journal segment %s has a bad header (%s); refusing to use it: it is not "
+                       "an xac journal segment of format %d, or it is damaged. Do not delete it: "
+                       "it may hold commit decisions",
+                       path, why, JOURNAL_FORMAT_VERSION);
+}
+
+static int check_header(reader *r, const char *path, uint64_t segno, xac_err *err)
+{
+    const uint8_t *h;
+    ssize_t k = rd_get(r, 0, JSEG_HDR_LEN, &h);
+    if (k < 0)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot read journal segment %s: %s (errno %d)", path,
+                           strerror(errno), errno);
+    if (k < JSEG_HDR_LEN)
+        return bad_header(path, "file shorter than a segment header", err);
+    if (memcmp(h, JSEG_MAGIC, 4) != 0)
+        return bad_header(path, "no XACJ magic", err);
+    if (xac_crc32c(0, h, 16) != jrec_get_u32(h + 16))
+        return bad_header(path, "header CRC mismatch", err);
+    uint32_t ver = jrec_get_u32(h + 4);
+    if (ver != JOURNAL_FORMAT_VERSION) {
+        char why[64];
+        snprintf(why, sizeof why, "format version %" PRIu32, ver);
+        return bad_header(path, why, err);
+    }
+    if (jrec_get_u64(h + 8) != segno)
+        return bad_header(path, "segment number differs from the file name", err);
+    return XAC_OK;
+}
+
+static int corrupt(const char *path, uint64_t off, const char *why, xac_err *err)
+{
+    return xac_err_set(err, XAC_EJOURNAL,
+                       "journal segment %s is corrupt at byte offset %" PRIu64
+                       ": %s. Refusing to start: records after it would be lost. Keep the "
+                       "file for inspection and restore the journal from a copy",
+                       path, off, why);
+}
+
+/* The tail from off is torn: truncate it (or ignore it when read-only). */
+static int torn(reader *r, const char *path, uint64_t off, bool last, bool readonly,
+                const char *why, xac_err *err)
+{
+    if (!last)
+        return corrupt(path, off, "torn record in a segment that is not the last", err);
+    if (readonly) {
+        xac_logw("journal segment %s: torn record at byte offset %" PRIu64
+                 " (%s); ignored, not truncated (read-only)",
+                 path, off, why);
+        return XAC_OK;
+    }
+    if (ftruncate(r->fd, (off_t)off) != 0 || fsync(r->fd) != 0)
+        return xac_err_set(err, XAC_EJOURNAL,
+                           "cannot truncate torn tail of journal segment %s at byte offset "
+                           "%" PRIu64 ": %s (errno %d)",
+                           path, off, strerror(errno), errno);
+    xac_logw("journal segment %s: torn record at byte offset %" PRIu64 " (%s); truncated %" PRIu64
+             " bytes",
+             path, off, why, r->size - off);
+    return XAC_OK;
+}
+
+static int scan(reader *r, const char *path, bool last, bool readonly, jseg_apply_fn apply,
+                void *ctx, uint64_t *end, uint64_t *nrec, xac_err *err)
+{
+    uint64_t off = JSEG_HDR_LEN;
+    for (;;) {
+        *end = off;
+        if (off == r->size)
+            return XAC_OK;
+        uint64_t rem = r->size - off;
+        const uint8_t *p;
+        if (rem < JREC_HDR_LEN)
+            return torn(r, path, off, last, readonly, "record header cut short", err);
+        if (rd_get(r, off, JREC_HDR_LEN, &p) < JREC_HDR_LEN)
+            goto ioerr;
+        uint32_t len = jrec_get_u32(p), crc = jrec_get_u32(p + 4);
+        uint8_t type = p[8];
+        if (len == 0 && crc == 0 && type == 0) {
+            int z = zero_from(r, off);
+            if (z < 0)
+                goto ioerr;
+            if (z)
+                return torn(r, path, off, last, readonly, "zero-filled tail", err);
+        }
+        if (len < JREC_MIN_PAYLOAD || len > JREC_MAX_PAYLOAD) {
+            char why[80];
+            snprintf(why, sizeof why, "record length %" PRIu32 " out of range", len);
+            return corrupt(path, off, why, err);
+        }
+        if (rem < JREC_HDR_LEN + (uint64_t)len) {
+            /* A prefix of a record, unless a good record follows: then the
+             * length itself is damaged and this is not the end. */
+            if (valid_record_after(r, off + 1))
+                return corrupt(path, off, "record length runs past a valid record", err);
+            return torn(r, path, off, last, readonly, "record cut short", err);
+        }
+        if (rd_get(r, off, JREC_HDR_LEN + len, &p) < (ssize_t)(JREC_HDR_LEN + len))
+            goto ioerr;
+        uint32_t calc = xac_crc32c(0, p + 8, (size_t)len + 1);
+        if (calc != crc) {
+            int z = zero_from(r, off + JREC_HDR_LEN + len);
+            if (z < 0)
+                goto ioerr;
+            if (z)
+                return torn(r, path, off, last, readonly, "CRC mismatch in the last record", err);
+            char why[96];
+            snprintf(why, sizeof why, "CRC mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+                     crc, calc);
+            return corrupt(path, off, why, err);
+        }
+        jrec rec;
+        const char *why = jrec_decode(type, p + JREC_HDR_LEN, len, &rec);
+        if (why != NULL)
+            return corrupt(path, off, why, err);
+        apply(ctx, &rec);
+        (*nrec)++;
+        off += JREC_HDR_LEN + len;
+    }
+ioerr:
+    return xac_err_set(err, XAC_EJOURNAL,
+                       "cannot read journal segment %s at byte offset %" PRIu64 ": %s (errno %d)",
+                       path, *end, strerror(errno), errno);
+}
+
+int jseg_replay(int fd, const char *path, uint64_t segno, bool last, bool readonly,
+                jseg_apply_fn apply, void *ctx, uint64_t *end, uint64_t *nrec, xac_err *err)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot stat journal segment %s: %s (errno %d)", path,
+                           strerror(errno), errno);
+    reader r = {.fd = fd, .size = (uint64_t)sb.st_size, .buf = malloc(RBUF_LEN)};
+    if (r.buf == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "out of memory replaying journal segment %s", path);
+    int rc = check_header(&r, path, segno, err);
+    if (rc == XAC_OK)
+        rc = scan(&r, path, last, readonly, apply, ctx, end, nrec, err);
+    free(r.buf);
+    return rc;
+}

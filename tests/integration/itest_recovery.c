@@ -1,0 +1,498 @@
+/* Recovery against real MariaDB and PostgreSQL (tests/fixtures/db.sh): prepared
+ * branches are seeded by hand through the drivers, COMMIT records written to a
+ * temporary journal, then rec_list and rec_pass must commit exactly the
+ * branches with a record, roll back the rest of node n1's, leave foreign and
+ * live ones alone, and write END only when every resource was reachable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cu.h"
+#include "drv.h"
+#include "journal.h"
+#include "rec.h"
+
+#define NODE "n1"
+
+enum { MY_A, MY_B, PG_C, DEAD, NRES };
+
+static drv_conf res[NRES];
+static bool have_env;
+static uint64_t boot;
+static uint64_t seqno;
+static char jdir[64];
+
+static const char *env(const char *k)
+{
+    const char *v = getenv(k);
+    return v != NULL ? v : "";
+}
+
+static void setup_confs(void)
+{
+    have_env = getenv("XAC_TEST_MYSQL_PORT") != NULL && getenv("XAC_TEST_PG_PORT") != NULL;
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < NRES; i++) {
+        res[i].connect_timeout_ms = 3000;
+        res[i].io_timeout_ms = 10000;
+        res[i].pool_size = 2;
+    }
+    for (int i = MY_A; i <= MY_B; i++) {
+        snprintf(res[i].driver, sizeof res[i].driver, "mysql");
+        snprintf(res[i].host, sizeof res[i].host, "%s", env("XAC_TEST_MYSQL_HOST"));
+        res[i].port = atoi(env("XAC_TEST_MYSQL_PORT"));
+        snprintf(res[i].user, sizeof res[i].user, "%s", env("XAC_TEST_MYSQL_USER"));
+        snprintf(res[i].password, sizeof res[i].password, "%s", env("XAC_TEST_MYSQL_PASSWORD"));
+    }
+    snprintf(res[MY_A].name, sizeof res[MY_A].name, "my_a");
+    snprintf(res[MY_A].database, sizeof res[MY_A].database, "%s", env("XAC_TEST_MYSQL_DB"));
+    snprintf(res[MY_B].name, sizeof res[MY_B].name, "my_b");
+    snprintf(res[MY_B].database, sizeof res[MY_B].database, "%s", env("XAC_TEST_MYSQL_DB2"));
+
+    snprintf(res[PG_C].name, sizeof res[PG_C].name, "pg_c");
+    snprintf(res[PG_C].driver, sizeof res[PG_C].driver, "odbc");
+    snprintf(res[PG_C].dialect, sizeof res[PG_C].dialect, "postgresql");
+    snprintf(res[PG_C].odbc_driver, sizeof res[PG_C].odbc_driver, "PostgreSQL Unicode");
+    snprintf(res[PG_C].host, sizeof res[PG_C].host, "%s", env("XAC_TEST_PG_HOST"));
+    res[PG_C].port = atoi(env("XAC_TEST_PG_PORT"));
+    snprintf(res[PG_C].user, sizeof res[PG_C].user, "%s", env("XAC_TEST_PG_USER"));
+    snprintf(res[PG_C].password, sizeof res[PG_C].password, "%s", env("XAC_TEST_PG_PASSWORD"));
+    snprintf(res[PG_C].database, sizeof res[PG_C].database, "%s", env("XAC_TEST_PG_DB"));
+
+    /* A MariaDB that is not there: port 1 on loopback refuses at once. */
+    res[DEAD] = res[MY_A];
+    snprintf(res[DEAD].name, sizeof res[DEAD].name, "dead");
+    res[DEAD].port = 1;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+static void must(int rc, const xac_err *e, const char *what)
+{
+    if (rc != XA_OK)
+        fprintf(stderr, "\n%s: %s (%d): %s\n", what, drv_xa_name(rc), rc, e->msg);
+    CU_ASSERT_FATAL(rc == XA_OK);
+}
+
+static drv_conn *conn(int r)
+{
+    drv_conn *c = NULL;
+    xac_err e;
+    xac_err_clear(&e);
+    must(drv_open(&res[r], &c, &e), &e, res[r].name);
+    return c;
+}
+
+static void sql(int r, const char *q)
+{
+    drv_conn *c = conn(r);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    xac_err e;
+    xac_err_clear(&e);
+    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
+    xac_rows_free(&rows);
+    drv_close(c);
+}
+
+/* Whether row id exists in t_rec on resource r. */
+static bool has_row(int r, int id)
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT v FROM t_rec WHERE id = %d", id);
+    drv_conn *c = conn(r);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    xac_err e;
+    xac_err_clear(&e);
+    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
+    bool found = rows.nrows == 1;
+    xac_rows_free(&rows);
+    drv_close(c);
+    return found;
+}
+
+static void new_gtrid(const char *node, char g[XAC_GTRID_MAX + 1])
+{
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(xac_gtrid_make(g, node, boot, ++seqno, &e) == XAC_OK);
+}
+
+/* Leaves a prepared branch with xid on resource r that inserted row id, and
+ * disconnects so that any session may finish it. */
+static void seed(int r, const xac_xid *x, int id)
+{
+    drv_conn *c = conn(r);
+    xac_err e;
+    xac_err_clear(&e);
+    char q[128];
+    snprintf(q, sizeof q, "INSERT INTO t_rec (id, v) VALUES (%d, %d)", id, id * 10);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    must(drv_start(c, x, &e), &e, "seed: start");
+    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, "seed: insert");
+    xac_rows_free(&rows);
+    must(drv_end(c, x, &e), &e, "seed: end");
+    must(drv_prepare(c, x, &e), &e, "seed: prepare");
+    drv_close(c);
+}
+
+static void seed_ours(int r, const char *gtrid, int id)
+{
+    xac_xid x;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(xac_xid_make(&x, gtrid, res[r].name, &e) == XAC_OK);
+    seed(r, &x, id);
+}
+
+/* Whether the xid is in r's in-doubt list. */
+static bool in_doubt(int r, const xac_xid *x)
+{
+    drv_conn *c = conn(r);
+    drv_indoubt *v = NULL;
+    size_t n = 0;
+    xac_err e;
+    xac_err_clear(&e);
+    must(drv_recover(c, &v, &n, &e), &e, "recover");
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].decoded && xac_xid_equal(&v[i].xid, x))
+            found = true;
+    free(v);
+    drv_close(c);
+    return found;
+}
+
+static bool in_doubt_ours(int r, const char *gtrid)
+{
+    xac_xid x;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(xac_xid_make(&x, gtrid, res[r].name, &e) == XAC_OK);
+    return in_doubt(r, &x);
+}
+
+/* Rolls back every prepared branch on r: a clean slate for exact counts. */
+static void clean(int r)
+{
+    drv_conn *c = conn(r);
+    drv_indoubt *v = NULL;
+    size_t n = 0;
+    xac_err e;
+    xac_err_clear(&e);
+    must(drv_recover(c, &v, &n, &e), &e, "clean: recover");
+    for (size_t i = 0; i < n; i++)
+        if (v[i].decoded)
+            drv_rollback(c, &v[i].xid, &e);
+    free(v);
+    drv_close(c);
+}
+
+static void record_commit(journal *j, const char *gtrid, const int *rs, int nr)
+{
+    journal_txn t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.gtrid, sizeof t.gtrid, "%s", gtrid);
+    for (int i = 0; i < nr; i++)
+        snprintf(t.resources[t.nbranches++], sizeof t.resources[0], "%s", res[rs[i]].name);
+    t.decided_us = xac_now_wall_us();
+    xac_err e;
+    xac_err_clear(&e);
+    int rc = journal_commit(j, &t, &e);
+    if (rc != XAC_OK)
+        fprintf(stderr, "\njournal_commit: %s\n", e.msg);
+    CU_ASSERT_FATAL(rc == XAC_OK);
+}
+
+static journal *open_journal(void)
+{
+    journal *j = NULL;
+    xac_err e;
+    xac_err_clear(&e);
+    int rc = journal_open(jdir, 0, &j, &e);
+    if (rc != XAC_OK)
+        fprintf(stderr, "\njournal_open %s: %s\n", jdir, e.msg);
+    CU_ASSERT_FATAL(rc == XAC_OK);
+    return j;
+}
+
+static char live_gtrid[XAC_GTRID_MAX + 1];
+
+static bool live_fn(void *arg, const char *gtrid)
+{
+    (void)arg;
+    return strcmp(gtrid, live_gtrid) == 0;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_env(void)
+{
+    if (!have_env)
+        fprintf(stderr, "\nXAC_TEST_MYSQL_* / XAC_TEST_PG_* are not set: start the databases "
+                        "with tests/fixtures/db.sh and source its env.sh\n");
+    CU_ASSERT_FATAL(have_env);
+    /* Prepared leftovers of an earlier run would hold locks on the table. */
+    for (int r = MY_A; r <= PG_C; r++)
+        clean(r);
+    for (int r = MY_A; r <= PG_C; r++) {
+        sql(r, "DROP TABLE IF EXISTS t_rec");
+        sql(r, "CREATE TABLE t_rec (id INT PRIMARY KEY, v INT)");
+    }
+}
+
+static void test_pass(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    journal *j = open_journal();
+    char g1[XAC_GTRID_MAX + 1], g2[XAC_GTRID_MAX + 1], g4[XAC_GTRID_MAX + 1], g5[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, g1); /* committed: branches on all three */
+    new_gtrid(NODE, g2); /* no record: presumed abort */
+    new_gtrid("n2", g4); /* another node's */
+    new_gtrid(NODE, g5); /* record, no branch left anywhere */
+    new_gtrid(NODE, live_gtrid);
+
+    seed_ours(MY_A, g1, 1);
+    seed_ours(MY_B, g1, 1);
+    seed_ours(PG_C, g1, 1);
+    seed_ours(MY_A, g2, 2);
+    seed_ours(PG_C, g2, 2);
+    xac_xid foreign;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(xac_xid_set(&foreign, 0x1234, "other-tm-3", 10, "b1", 2, &e) == XAC_OK);
+    seed(MY_A, &foreign, 3);
+    seed(PG_C, &foreign, 3);
+    seed_ours(MY_A, g4, 4);
+    seed_ours(PG_C, g4, 4);
+    seed_ours(MY_A, live_gtrid, 6);
+
+    int all3[] = {MY_A, MY_B, PG_C};
+    record_commit(j, g1, all3, 3);
+    int two[] = {MY_A, PG_C};
+    record_commit(j, g5, two, 2);
+
+    rec_ctx ctx = {.node_id = NODE,
+                   .journal = j,
+                   .resources = res,
+                   .nresources = 3,
+                   .is_live = live_fn,
+                   .live_arg = NULL};
+
+    /* rec_list: decisions, and my_a's branches not repeated under my_b
+     * (same server). */
+    rec_branch *b = NULL;
+    size_t n = 0, down = 99;
+    CU_ASSERT_FATAL(rec_list(&ctx, &b, &n, &down, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(down, 0);
+    int seen_g1 = 0, seen_g2 = 0, seen_live = 0, seen_foreign = 0, seen_g4 = 0;
+    for (size_t i = 0; i < n; i++) {
+        const xac_xid *x = &b[i].branch.xid;
+        if (!b[i].branch.decoded)
+            continue;
+        if (strcmp(x->gtrid, g1) == 0) {
+            seen_g1++;
+            CU_ASSERT_EQUAL(b[i].decision, REC_COMMIT);
+            CU_ASSERT_STRING_EQUAL(b[i].resource, x->bqual);
+        } else if (strcmp(x->gtrid, g2) == 0) {
+            seen_g2++;
+            CU_ASSERT_EQUAL(b[i].decision, REC_ROLLBACK);
+        } else if (strcmp(x->gtrid, live_gtrid) == 0) {
+            seen_live++;
+            CU_ASSERT_EQUAL(b[i].decision, REC_LIVE);
+            CU_ASSERT_STRING_EQUAL(b[i].resource, "my_a");
+        } else if (xac_xid_equal(x, &foreign)) {
+            seen_foreign++;
+            CU_ASSERT_EQUAL(b[i].decision, REC_FOREIGN);
+        } else if (strcmp(x->gtrid, g4) == 0) {
+            seen_g4++;
+            CU_ASSERT_EQUAL(b[i].decision, REC_FOREIGN);
+        }
+    }
+    free(b);
+    CU_ASSERT_EQUAL(seen_g1, 3);
+    CU_ASSERT_EQUAL(seen_g2, 2);
+    CU_ASSERT_EQUAL(seen_live, 1);
+    /* Foreign XIDs on the shared MariaDB show under both my_a and my_b. */
+    CU_ASSERT_EQUAL(seen_foreign, 3);
+    CU_ASSERT_EQUAL(seen_g4, 3);
+    CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_COMMIT), "committed");
+    CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_ROLLBACK), "none: will roll back");
+    CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_FOREIGN), "foreign: not ours");
+
+    rec_report r;
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.committed, 3);
+    CU_ASSERT_EQUAL(r.rolled_back, 2);
+    CU_ASSERT_EQUAL(r.live, 1);
+    CU_ASSERT_EQUAL(r.foreign, 6);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_EQUAL(r.resources_down, 0);
+    CU_ASSERT_EQUAL(r.ended, 2);
+
+    /* g1 committed everywhere, g2 nowhere. */
+    CU_ASSERT_TRUE(has_row(MY_A, 1));
+    CU_ASSERT_TRUE(has_row(MY_B, 1));
+    CU_ASSERT_TRUE(has_row(PG_C, 1));
+    CU_ASSERT_FALSE(has_row(MY_A, 2));
+    CU_ASSERT_FALSE(has_row(PG_C, 2));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, g1));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_B, g1));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, g1));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, g2));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, g2));
+    /* Foreign, other node's and live branches untouched. */
+    CU_ASSERT_TRUE(in_doubt(MY_A, &foreign));
+    CU_ASSERT_TRUE(in_doubt(PG_C, &foreign));
+    CU_ASSERT_TRUE(in_doubt_ours(MY_A, g4));
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, g4));
+    CU_ASSERT_TRUE(in_doubt_ours(MY_A, live_gtrid));
+    CU_ASSERT_FALSE(has_row(MY_A, 3));
+    CU_ASSERT_FALSE(has_row(MY_A, 6));
+
+    /* END written for g1 and g5, and durable across a reopen. */
+    CU_ASSERT_FALSE(journal_is_committed(j, g1));
+    CU_ASSERT_FALSE(journal_is_committed(j, g5));
+    journal_close(j);
+    j = open_journal();
+    CU_ASSERT_FALSE(journal_is_committed(j, g1));
+    CU_ASSERT_FALSE(journal_is_committed(j, g5));
+
+    /* Once no longer live, the live one is rolled back (no record). */
+    char was_live[XAC_GTRID_MAX + 1];
+    snprintf(was_live, sizeof was_live, "%s", live_gtrid);
+    live_gtrid[0] = '\0';
+    ctx.journal = j;
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.rolled_back, 1);
+    CU_ASSERT_EQUAL(r.committed, 0);
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, was_live));
+    CU_ASSERT_FALSE(has_row(MY_A, 6));
+    journal_close(j);
+
+    /* Clean up the foreign ones by hand, as a DBA would. */
+    clean(MY_A);
+    clean(PG_C);
+}
+
+/* A record whose branch sits on a reachable resource while another resource
+ * is down: the branch is committed, but no END until every resource answers. */
+static void test_resource_down(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    journal *j = open_journal();
+    char g7[XAC_GTRID_MAX + 1], g8[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, g7);
+    new_gtrid(NODE, g8);
+    seed_ours(PG_C, g7, 7);
+    seed_ours(MY_A, g8, 8);
+    int rs[] = {PG_C, DEAD};
+    record_commit(j, g7, rs, 2);
+
+    drv_conf two[2] = {res[PG_C], res[DEAD]};
+    rec_ctx ctx = {.node_id = NODE, .journal = j, .resources = two, .nresources = 2};
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.resources_down, 1);
+    CU_ASSERT_EQUAL(r.committed, 1);
+    CU_ASSERT_EQUAL(r.ended, 0);
+    CU_ASSERT_TRUE(has_row(PG_C, 7));
+    CU_ASSERT_TRUE(journal_is_committed(j, g7));
+
+    rec_branch *b = NULL;
+    size_t n = 0, down = 0;
+    CU_ASSERT_FATAL(rec_list(&ctx, &b, &n, &down, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(down, 1);
+    free(b);
+
+    /* With every (configured) resource reachable, END follows; g8 on my_a
+     * has no record and is rolled back. */
+    drv_conf ok[2] = {res[PG_C], res[MY_A]};
+    ctx.resources = ok;
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.resources_down, 0);
+    CU_ASSERT_EQUAL(r.ended, 1);
+    CU_ASSERT_EQUAL(r.rolled_back, 1);
+    CU_ASSERT_FALSE(journal_is_committed(j, g7));
+    CU_ASSERT_FALSE(has_row(MY_A, 8));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, g8));
+    journal_close(j);
+}
+
+/* A branch of ours whose resource is not configured (same server, other
+ * bqual) is neither committed nor rolled back through another resource, and
+ * it holds back the END record until it is resolved under its own name. */
+static void test_never_rollback_committed(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    journal *j = open_journal();
+    char g9[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, g9);
+    seed_ours(MY_A, g9, 9);
+    seed_ours(MY_B, g9, 9);
+    int rs[] = {MY_A, MY_B};
+    record_commit(j, g9, rs, 2);
+    /* Only my_a is configured: my_b's branch (same server) must not be
+     * resolved through my_a, and no END may be written while it is left. */
+    rec_ctx ctx = {.node_id = NODE, .journal = j, .resources = &res[MY_A], .nresources = 1};
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.committed, 1);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(r.ended, 0);
+    CU_ASSERT_TRUE(has_row(MY_A, 9));
+    CU_ASSERT_TRUE(in_doubt_ours(MY_B, g9));
+    CU_ASSERT_TRUE(journal_is_committed(j, g9));
+    ctx.resources = &res[MY_A];
+    ctx.nresources = 2; /* my_a, my_b */
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.committed, 1);
+    CU_ASSERT_EQUAL(r.ended, 1);
+    CU_ASSERT_TRUE(has_row(MY_B, 9));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_B, g9));
+    journal_close(j);
+}
+
+static void test_no_journal_refused(void)
+{
+    rec_ctx ctx = {.node_id = NODE, .journal = NULL, .resources = res, .nresources = 3};
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_EQUAL(rec_pass(&ctx, &r, &e), XAC_EINVAL);
+    rec_branch *b = NULL;
+    size_t n = 0, down = 0;
+    CU_ASSERT_EQUAL(rec_list(&ctx, &b, &n, &down, &e), XAC_EINVAL);
+    CU_ASSERT_PTR_NULL(b);
+}
+
+static void test_cleanup(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", jdir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+int cu_register(void)
+{
+    setup_confs();
+    boot = xac_now_wall_us();
+    snprintf(jdir, sizeof jdir, "/tmp/xac-itest-rec-XXXXXX");
+    if (mkdtemp(jdir) == NULL)
+        return CUE_NOMEMORY;
+    static const cu_test tests[] = {{"environment and tables", test_env},
+                                    {"pass: commit, presumed abort, foreign, live, END", test_pass},
+                                    {"resource down: no END", test_resource_down},
+                                    {"record wins; shared server", test_never_rollback_committed},
+                                    {"no journal: refused", test_no_journal_refused},
+                                    {"cleanup", test_cleanup},
+                                    {NULL, NULL}};
+    return cu_add_suite("recovery", tests);
+}

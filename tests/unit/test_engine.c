@@ -1,0 +1,190 @@
+/* The engine's paths that need no database (coordinator/engine.c): gtrids,
+ * transactions without branches, unknown resources, rollback-only after an
+ * unreachable resource, timeouts, the live table and the outcome ring. The
+ * one resource points at a closed port, so every connection attempt fails. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cu.h"
+#include "engine.h"
+
+static drv_conf dead;
+static xacd_config cfg;
+
+static void setup(void)
+{
+    memset(&dead, 0, sizeof dead);
+    snprintf(dead.name, sizeof dead.name, "dead");
+    snprintf(dead.driver, sizeof dead.driver, "mysql");
+    snprintf(dead.host, sizeof dead.host, "127.0.0.1");
+    dead.port = 1; /* nothing listens: refused at once */
+    snprintf(dead.user, sizeof dead.user, "nobody");
+    snprintf(dead.database, sizeof dead.database, "none");
+    dead.connect_timeout_ms = 1000;
+    dead.io_timeout_ms = 1000;
+    dead.pool_size = 1;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.node_id, sizeof cfg.node_id, "unit1");
+    cfg.tx_timeout_ms = 60000;
+    cfg.max_tx_timeout_ms = 120000;
+    cfg.pool_wait_ms = 100;
+    cfg.workers = 2;
+    cfg.resources = &dead;
+    cfg.nresources = 1;
+}
+
+static engine *make(void)
+{
+    setup();
+    engine *e = NULL;
+    xac_err err;
+    xac_err_clear(&err);
+    int rc = engine_create(&cfg, NULL, &e, &err);
+    if (rc != XAC_OK)
+        fprintf(stderr, "\nengine_create: %s\n", err.msg);
+    CU_ASSERT_FATAL(rc == XAC_OK);
+    return e;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_gtrid_and_empty_commit(void)
+{
+    engine *e = make();
+    txn *a, *b;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 0, &a, &err) == XAC_OK);
+    CU_ASSERT_FATAL(engine_begin(e, "app", 0, &b, &err) == XAC_OK);
+    char ga[XAC_GTRID_MAX + 1], gb[XAC_GTRID_MAX + 1];
+    snprintf(ga, sizeof ga, "%s", engine_gtrid(a));
+    snprintf(gb, sizeof gb, "%s", engine_gtrid(b));
+    CU_ASSERT_STRING_NOT_EQUAL(ga, gb);
+    CU_ASSERT_EQUAL(strncmp(ga, "unit1.", 6), 0);
+    CU_ASSERT_TRUE(engine_is_live(e, ga));
+    CU_ASSERT_EQUAL(engine_status(e, ga), XAC_STATE_ACTIVE);
+
+    CU_ASSERT_EQUAL(engine_commit(e, a, &err), XAC_OK);
+    CU_ASSERT_FALSE(engine_is_live(e, ga));
+    CU_ASSERT_EQUAL(engine_status(e, ga), XAC_STATE_COMMITTED);
+    CU_ASSERT_EQUAL(engine_rollback(e, b, &err), XAC_OK);
+    CU_ASSERT_EQUAL(engine_status(e, gb), XAC_STATE_ROLLED_BACK);
+    CU_ASSERT_EQUAL(engine_status(e, "unit1.0.0"), XAC_STATE_UNKNOWN);
+    engine_destroy(e);
+}
+
+static void test_unknown_resource_keeps_txn(void)
+{
+    engine *e = make();
+    txn *t;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 0, &t, &err) == XAC_OK);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    CU_ASSERT_EQUAL(engine_exec(e, t, "nope", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_ERESOURCE);
+    CU_ASSERT_STRING_EQUAL(err.resource, "nope");
+    /* Unchanged: it still commits. */
+    CU_ASSERT_EQUAL(engine_commit(e, t, &err), XAC_OK);
+    engine_destroy(e);
+}
+
+static void test_unreachable_makes_rollback_only(void)
+{
+    engine *e = make();
+    txn *t;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 0, &t, &err) == XAC_OK);
+    char g[XAC_GTRID_MAX + 1];
+    snprintf(g, sizeof g, "%s", engine_gtrid(t));
+    xac_rows rows;
+    xac_rows_init(&rows);
+    CU_ASSERT_EQUAL(engine_exec(e, t, "dead", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_ERMFAIL);
+    CU_ASSERT_STRING_EQUAL(err.resource, "dead");
+    CU_ASSERT_EQUAL(engine_exec(e, t, "dead", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(err.resource, "dead");
+    CU_ASSERT_EQUAL(engine_commit(e, t, &err), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(err.resource, "dead");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "dead"));
+    CU_ASSERT_EQUAL(engine_status(e, g), XAC_STATE_ROLLED_BACK);
+    xac_rows_free(&rows);
+    engine_destroy(e);
+}
+
+/* The deadline is passed for sure after the sleep; whether the reaper or the
+ * call itself notices first, the answer is the same. */
+static void test_timeout(void)
+{
+    engine *e = make();
+    txn *t, *u;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 1, &t, &err) == XAC_OK);
+    CU_ASSERT_FATAL(engine_begin(e, "app", 1, &u, &err) == XAC_OK);
+    char g[XAC_GTRID_MAX + 1];
+    snprintf(g, sizeof g, "%s", engine_gtrid(t));
+    sleep_ms(20);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    CU_ASSERT_EQUAL(engine_exec(e, t, "dead", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_ETIMEOUT);
+    CU_ASSERT_EQUAL(engine_status(e, g), XAC_STATE_ROLLED_BACK);
+    CU_ASSERT_FALSE(engine_is_live(e, g));
+    CU_ASSERT_EQUAL(engine_rollback(e, t, &err), XAC_OK);
+    CU_ASSERT_EQUAL(engine_commit(e, u, &err), XAC_EROLLBACK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "timed out"));
+    engine_destroy(e);
+}
+
+static void test_timeout_capped(void)
+{
+    engine *e = make();
+    cfg.max_tx_timeout_ms = 1;
+    txn *t;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 999999, &t, &err) == XAC_OK);
+    sleep_ms(20);
+    CU_ASSERT_EQUAL(engine_commit(e, t, &err), XAC_EROLLBACK);
+    engine_destroy(e);
+}
+
+static void test_ring(void)
+{
+    engine *e = make();
+    xac_err err;
+    char first[XAC_GTRID_MAX + 1], last[XAC_GTRID_MAX + 1];
+    for (int i = 0; i < 4097; i++) {
+        txn *t;
+        CU_ASSERT_FATAL(engine_begin(e, "app", 0, &t, &err) == XAC_OK);
+        snprintf(i == 0 ? first : last, XAC_GTRID_MAX + 1, "%s", engine_gtrid(t));
+        CU_ASSERT_FATAL(engine_commit(e, t, &err) == XAC_OK);
+    }
+    /* 4,096 outcomes are kept: the first has dropped out. */
+    CU_ASSERT_EQUAL(engine_status(e, first), XAC_STATE_UNKNOWN);
+    CU_ASSERT_EQUAL(engine_status(e, last), XAC_STATE_COMMITTED);
+    engine_destroy(e);
+}
+
+static void test_destroy_with_live(void)
+{
+    engine *e = make();
+    txn *t;
+    xac_err err;
+    CU_ASSERT_FATAL(engine_begin(e, "app", 0, &t, &err) == XAC_OK);
+    engine_destroy(e); /* rolls back and frees t; must not crash or leak under ASan */
+}
+
+int cu_register(void)
+{
+    static const cu_test tests[] = {
+        {"gtrids, empty commit, status", test_gtrid_and_empty_commit},
+        {"unknown resource", test_unknown_resource_keeps_txn},
+        {"unreachable: rollback-only", test_unreachable_makes_rollback_only},
+        {"timeout", test_timeout},
+        {"timeout capped", test_timeout_capped},
+        {"ring of outcomes", test_ring},
+        {"destroy with live txn", test_destroy_with_live},
+        {NULL, NULL}};
+    return cu_add_suite("engine", tests);
+}
