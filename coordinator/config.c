@@ -207,9 +207,9 @@ static int read_secret(loader *L, const config_setting_t *s, const char *what, c
     }
     if ((st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) != 0) {
         close(fd);
-        return fail(L, s,
-                    "%s %s is readable or writable by group or others (mode %04o); chmod 600 it",
-                    what, full, (unsigned)(st.st_mode & 07777));
+        return fail(L, s, "%s %s is %s by group or others (mode %04o); chmod 600 it", what, full,
+                    (st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "writable",
+                    (unsigned)(st.st_mode & 07777));
     }
     char buf[1024];
     size_t len = 0;
@@ -345,7 +345,7 @@ static int load_limits(loader *L, const config_setting_t *root, xacd_config *cfg
     if (rc != XAC_OK || g == NULL)
         return rc;
     if ((rc = check_keys(L, g, keys, "limits")) != XAC_OK ||
-        (rc = get_u32(L, g, "limits", "max_frame", 4096, 1024LL * 1024 * 1024, &cfg->max_frame)) !=
+        (rc = get_u32(L, g, "limits", "max_frame", 1024, 1024LL * 1024 * 1024, &cfg->max_frame)) !=
             XAC_OK ||
         (rc = get_u32(L, g, "limits", "max_sessions_per_client", 1, 1000000,
                       &cfg->max_sessions_per_client)) != XAC_OK)
@@ -413,10 +413,7 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
     for (size_t i = 0; i < idx; i++)
         if (strcmp(cfg->resources[i].name, r->name) == 0)
             return fail(L, ns, "duplicate resource name \"%s\"", r->name);
-    /* From here on, messages name the resource, which is what an operator knows. */
-    snprintf(where, sizeof where, "resource %s:", r->name);
-    char w2[80];
-    snprintf(w2, sizeof w2, "resources[%zu]", idx);
+    const char *w2 = where;
     long long v;
     bool found, has_pw;
     if ((rc = get_str(L, g, w2, "driver", true, r->driver, sizeof r->driver, NULL)) != XAC_OK ||
@@ -443,7 +440,8 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
 
     if (drv_find(r->driver) == NULL)
         return fail(L, config_setting_get_member(g, "driver"),
-                    "%s unknown driver \"%s\" (expected \"mysql\" or \"odbc\")", where, r->driver);
+                    "resource %s: unknown driver \"%s\" (expected \"mysql\" or \"odbc\")", r->name,
+                    r->driver);
     xac_err de;
     xac_err_clear(&de);
     if (drv_check_conf(r, &de) != XAC_OK)

@@ -288,15 +288,32 @@ static int send_outcome(session *ss, uint8_t outcome, const char *resource, cons
     return rc;
 }
 
+/* Sends a reply. One larger than a client accepts (the larger of max_frame
+ * and the protocol default) becomes ERROR ELIMIT, which closes the session
+ * and so rolls back its transaction. */
 static int send_msg(session *ss, const xac_msg *m)
 {
     xac_err err;
     xac_err_clear(&err);
-    int rc = xac_msg_send(ss->fd, m, &err);
-    if (rc == XAC_ELIMIT) /* e.g. a result set larger than a frame */
-        return send_error(ss, XAC_ELIMIT, "", err.msg) == XAC_OK ? XAC_OK : XAC_ECONN;
-    if (rc != XAC_OK)
-        xac_logd("session %s: cannot send reply: %s", ss->peer, err.msg);
+    xac_buf b;
+    xac_buf_init(&b);
+    size_t limit = ss->srv->cfg->max_frame > XAC_FRAME_DEFAULT_MAX ? ss->srv->cfg->max_frame
+                                                                   : XAC_FRAME_DEFAULT_MAX;
+    int rc = xac_msg_encode(m, &b, &err);
+    if (rc == XAC_OK && b.len - 4 > limit)
+        rc = xac_err_set(&err, XAC_ELIMIT,
+                         "the reply of %zu bytes is larger than the frame limit of %zu bytes; "
+                         "the session is closed and its transaction rolled back",
+                         b.len - 4, limit);
+    if (rc == XAC_OK) {
+        rc = xac_write_all(ss->fd, b.data, b.len, &err);
+        if (rc != XAC_OK)
+            xac_logd("session %s: cannot send reply: %s", ss->peer, err.msg);
+    } else {
+        xac_logw("session %s: %s", ss->peer, err.msg);
+        send_error(ss, rc == XAC_ELIMIT ? XAC_ELIMIT : XAC_EINTERNAL, "", err.msg);
+    }
+    xac_buf_free(&b);
     return rc;
 }
 

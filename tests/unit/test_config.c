@@ -340,12 +340,12 @@ static void test_password_file_mode(void)
 
     write_file(pw, "hunter2\n", 0644);
     CU_ASSERT_EQUAL(load_text(text, &cfg, &err), XAC_ECONFIG);
-    expect_error(&err, 6, "is readable or writable by group or others (mode 0644); chmod 600 it");
+    expect_error(&err, 6, "is readable by group or others (mode 0644); chmod 600 it");
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, pw));
 
     write_file(pw, "hunter2\n", 0620); /* group-writable is refused too */
     CU_ASSERT_EQUAL(load_text(text, &cfg, &err), XAC_ECONFIG);
-    expect_error(&err, 6, "(mode 0620)");
+    expect_error(&err, 6, "is writable by group or others (mode 0620)");
 
     write_file(pw, "hunter2\r\nnot this\n", 0600);
     CU_ASSERT_EQUAL_FATAL(load_text(text, &cfg, &err), XAC_OK);

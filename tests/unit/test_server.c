@@ -43,22 +43,23 @@ static void *run_main(void *arg)
 
 static int write_config(const char *path)
 {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "node_id = \"utest\";\n"
+             "listen = { unix = \"%s\"; };\n"
+             "journal_dir = \"%s/journal\";\n"
+             "limits = { max_frame = %d; max_sessions_per_client = 2; };\n"
+             "workers = 2;\n"
+             "resources = ( { name = \"down\"; driver = \"mysql\"; host = \"127.0.0.1\";\n"
+             "                port = 1; user = \"u\"; password = \"p\"; database = \"d\"; } );\n"
+             "clients = ( { name = \"app\"; token = \"s3cret\"; },\n"
+             "            { name = \"other\"; token = \"tok2\"; } );\n",
+             sockpath, tmpdir, MAX_FRAME);
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -1;
-    fprintf(f,
-            "node_id = \"utest\";\n"
-            "listen = { unix = \"%s\"; };\n"
-            "journal_dir = \"%s/journal\";\n"
-            "limits = { max_frame = %d; max_sessions_per_client = 2; };\n"
-            "workers = 2;\n"
-            "resources = ( { name = \"down\"; driver = \"mysql\"; host = \"127.0.0.1\";\n"
-            "                port = 1; user = \"u\"; password = \"p\"; database = \"d\"; } );\n"
-            "clients = ( { name = \"app\"; token = \"s3cret\"; },\n"
-            "            { name = \"other\"; token = \"tok2\"; } );\n",
-            sockpath, tmpdir, MAX_FRAME);
-    fclose(f);
-    return 0;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    return fclose(f) != 0 ? -1 : rc;
 }
 
 static int setup(void)
