@@ -59,13 +59,13 @@ const char *xac_code_name(int code);
 
 /* ------------------------------------------------------------------ XIDs */
 
-#define XAC_GTRID_MAX 64
-#define XAC_BQUAL_MAX 64
-#define XAC_NODE_ID_MAX 24     /* node ids: [A-Za-z0-9_-]{1,24} */
-#define XAC_RESOURCE_MAX 32    /* resource names: [A-Za-z0-9_-]{1,32} */
-#define XAC_FORMAT_ID 0x78616331 /* "xac1" */
-#define XAC_PG_GID_MAX 200     /* PostgreSQL gid, excluding the NUL */
-#define XAC_XID_TEXT_MAX 300   /* xac_xid_format output, including the NUL */
+#define XAC_GTRID_MAX    64
+#define XAC_BQUAL_MAX    64
+#define XAC_NODE_ID_MAX  24         /* node ids: [A-Za-z0-9_-]{1,24} */
+#define XAC_RESOURCE_MAX 32         /* resource names: [A-Za-z0-9_-]{1,32} */
+#define XAC_FORMAT_ID    0x78616331 /* "xac1" */
+#define XAC_PG_GID_MAX   200        /* PostgreSQL gid, excluding the NUL */
+#define XAC_XID_TEXT_MAX 300        /* xac_xid_format output, including the NUL */
 
 /* An X/Open XID. gtrid and bqual are bytes, not strings; for xac's own XIDs
  * they happen to be printable ASCII and are NUL-terminated in the arrays. */
@@ -152,7 +152,7 @@ const char *xac_rows_cell(const xac_rows *r, size_t row, size_t col, size_t *len
 
 /* ------------------------------------------------------------- wire codec */
 
-#define XAC_PROTO_VERSION 1
+#define XAC_PROTO_VERSION     1
 #define XAC_FRAME_DEFAULT_MAX (16u * 1024u * 1024u)
 
 enum xac_msg_type {
@@ -185,23 +185,23 @@ enum xac_outcome { XAC_OUTCOME_COMMITTED = 0, XAC_OUTCOME_ROLLED_BACK = 1 };
  * copy (with its length where it may hold NULs) and xac_msg_free releases it. */
 typedef struct xac_msg {
     uint8_t type;
-    uint16_t version;        /* HELLO, WELCOME */
-    char *client;            /* HELLO */
-    char *token;             /* HELLO */
-    char *node_id;           /* WELCOME */
-    uint32_t max_frame;      /* WELCOME */
-    uint32_t timeout_ms;     /* BEGIN (0 = server default) */
-    char *gtrid;             /* BEGUN, STATUS, STATE */
-    char *resource;          /* EXEC, OUTCOME, ERROR ("" = none) */
-    char *sql;               /* EXEC */
-    size_t sql_len;          /* EXEC */
-    xac_value *params;       /* EXEC */
-    uint16_t nparams;        /* EXEC */
-    xac_rows rows;           /* RESULT */
-    uint8_t outcome;         /* OUTCOME: enum xac_outcome */
-    uint8_t state;           /* STATE: XAC_STATE_* */
-    uint16_t code;           /* ERROR: XAC_E* */
-    char *message;           /* OUTCOME, ERROR */
+    uint16_t version;    /* HELLO, WELCOME */
+    char *client;        /* HELLO */
+    char *token;         /* HELLO */
+    char *node_id;       /* WELCOME */
+    uint32_t max_frame;  /* WELCOME */
+    uint32_t timeout_ms; /* BEGIN (0 = server default) */
+    char *gtrid;         /* BEGUN, STATUS, STATE */
+    char *resource;      /* EXEC, OUTCOME, ERROR ("" = none) */
+    char *sql;           /* EXEC */
+    size_t sql_len;      /* EXEC */
+    xac_value *params;   /* EXEC */
+    uint16_t nparams;    /* EXEC */
+    xac_rows rows;       /* RESULT */
+    uint8_t outcome;     /* OUTCOME: enum xac_outcome */
+    uint8_t state;       /* STATE: XAC_STATE_* */
+    uint16_t code;       /* ERROR: XAC_E* */
+    char *message;       /* OUTCOME, ERROR */
 } xac_msg;
 
 void xac_msg_init(xac_msg *m, uint8_t type);

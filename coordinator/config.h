@@ -19,23 +19,23 @@ typedef struct xacd_client {
 typedef struct xacd_config {
     char path[PATH_MAX];
     char node_id[XAC_NODE_ID_MAX + 1];
-    char unix_path[108];  /* "" = no Unix socket */
-    char tcp_host[256];   /* "" = no TCP listener */
+    char unix_path[108]; /* "" = no Unix socket */
+    char tcp_host[256];  /* "" = no TCP listener */
     int tcp_port;
     char journal_dir[PATH_MAX];
     uint32_t tx_timeout_ms;      /* default transaction timeout */
     uint32_t max_tx_timeout_ms;  /* upper bound a client may ask for */
     uint32_t prepare_timeout_ms; /* per-branch statement timeout in phase one */
     uint32_t connect_timeout_ms;
-    uint32_t pool_wait_ms;       /* how long EXEC waits for a pooled connection */
+    uint32_t pool_wait_ms; /* how long EXEC waits for a pooled connection */
     uint32_t max_frame;
     uint32_t max_sessions_per_client;
-    int workers;                 /* phase one / phase two worker threads */
+    int workers; /* phase one / phase two worker threads */
     drv_conf *resources;
     size_t nresources;
     xacd_client *clients;
     size_t nclients;
-    bool fault_injection;        /* testing.fault_injection: arms XAC_CRASH_AT */
+    bool fault_injection; /* testing.fault_injection: arms XAC_CRASH_AT */
     xac_log_level log_level;
     char log_file[PATH_MAX];
 } xacd_config;

@@ -9,11 +9,11 @@
 #include <stdbool.h>
 
 /* The named points, in protocol order; docs/architecture.md lists them. */
-#define FAULT_AFTER_FIRST_PREPARE  "after-first-prepare"  /* one branch voted yes */
-#define FAULT_BEFORE_DECISION      "before-decision"      /* all prepared, nothing logged */
-#define FAULT_AFTER_DECISION       "after-decision"       /* decision durable, no phase two */
-#define FAULT_AFTER_FIRST_COMMIT   "after-first-commit"   /* one branch committed */
-#define FAULT_BEFORE_END           "before-end"           /* all committed, no END record */
+#define FAULT_AFTER_FIRST_PREPARE "after-first-prepare" /* one branch voted yes */
+#define FAULT_BEFORE_DECISION     "before-decision"     /* all prepared, nothing logged */
+#define FAULT_AFTER_DECISION      "after-decision"      /* decision durable, no phase two */
+#define FAULT_AFTER_FIRST_COMMIT  "after-first-commit"  /* one branch committed */
+#define FAULT_BEFORE_END          "before-end"          /* all committed, no END record */
 
 /* Reads XAC_CRASH_AT once; a no-op unless enabled. Logs that it is armed. */
 void fault_arm(bool enabled);

@@ -77,9 +77,9 @@ typedef struct drv_conn {
 /* One in-doubt (prepared) branch found by recover. */
 typedef struct drv_indoubt {
     xac_xid xid;
-    bool decoded;          /* false: a PostgreSQL gid that is not an encoded XID */
+    bool decoded;                 /* false: a PostgreSQL gid that is not an encoded XID */
     char raw[XAC_PG_GID_MAX + 1]; /* PostgreSQL: the gid as stored; MySQL: "" */
-    int64_t prepared_at;   /* unix seconds, 0 when the database does not say */
+    int64_t prepared_at;          /* unix seconds, 0 when the database does not say */
 } drv_indoubt;
 
 /* The switch. All calls block; each returns an XA code and fills err on

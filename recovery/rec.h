@@ -45,9 +45,9 @@ typedef struct rec_report {
     size_t rolled_back;
     size_t live;
     size_t foreign;
-    size_t failed;       /* an action that returned an error; retried next pass */
+    size_t failed; /* an action that returned an error; retried next pass */
     size_t resources_down;
-    size_t ended;        /* END records written */
+    size_t ended; /* END records written */
 } rec_report;
 
 const char *rec_decision_name(rec_decision d);
