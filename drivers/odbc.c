@@ -333,6 +333,26 @@ static void odbc_close(drv_conn *base)
 
 /* ------------------------------------------------------ statement helpers */
 
+int drv_odbc_query_alone(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                         size_t nparams, xac_rows *rows, drv_step step, const char *what,
+                         xac_err *err)
+{
+    bool was = c->autocommit;
+    int rc = drv_odbc_set_autocommit(c, true, err);
+    if (rc != XA_OK)
+        return rc;
+    rc = drv_odbc_query(c, sql, sql_len, params, nparams, rows, step, what, err);
+    if (!was && !c->base.broken) {
+        /* A failed restore must not hide the statement's own error. */
+        xac_err e2;
+        xac_err_clear(&e2);
+        int rc2 = drv_odbc_set_autocommit(c, false, rc == XA_OK ? err : &e2);
+        if (rc == XA_OK)
+            rc = rc2;
+    }
+    return rc;
+}
+
 int drv_odbc_set_autocommit(drv_odbc_conn *c, bool on, xac_err *err)
 {
     if (c->autocommit == on)
@@ -730,19 +750,7 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
     }
     /* Outside a branch a statement is its own transaction, even on a
      * connection that waits with autocommit off for its next branch. */
-    bool was = c->autocommit;
-    rc = drv_odbc_set_autocommit(c, true, err);
-    if (rc != XA_OK)
-        return rc;
-    rc = drv_odbc_query(c, sql, sql_len, params, nparams, rows, DRV_STEP_EXEC, what, err);
-    if (!was && !c->base.broken) {
-        xac_err e2;
-        xac_err_clear(&e2);
-        int rc2 = drv_odbc_set_autocommit(c, false, rc == XA_OK ? err : &e2);
-        if (rc == XA_OK)
-            rc = rc2;
-    }
-    return rc;
+    return drv_odbc_query_alone(c, sql, sql_len, params, nparams, rows, DRV_STEP_EXEC, what, err);
 }
 
 static int odbc_ping(drv_conn *base, xac_err *err)

@@ -74,6 +74,12 @@ int drv_odbc_run(drv_odbc_conn *c, const char *sql, drv_step step, const char *w
  * NULL to discard it). */
 int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
                    size_t nparams, xac_rows *rows, drv_step step, const char *what, xac_err *err);
+/* drv_odbc_query as a transaction of its own: with autocommit on, then the
+ * connection's previous autocommit state again. For statements that must not
+ * run inside a transaction block, or outside any branch. */
+int drv_odbc_query_alone(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                         size_t nparams, xac_rows *rows, drv_step step, const char *what,
+                         xac_err *err);
 /* Switches SQL_ATTR_AUTOCOMMIT (no-op when already so). */
 int drv_odbc_set_autocommit(drv_odbc_conn *c, bool on, xac_err *err);
 /* SQLEndTran on the connection. */

@@ -78,18 +78,7 @@ static void pg_abandon(drv_odbc_conn *c)
 static int pg_run_alone(drv_odbc_conn *c, const char *sql, xac_rows *rows, drv_step step,
                         const char *what, xac_err *err)
 {
-    int rc = drv_odbc_set_autocommit(c, true, err);
-    if (rc != XA_OK)
-        return rc;
-    rc = drv_odbc_query(c, sql, strlen(sql), NULL, 0, rows, step, what, err);
-    if (!c->base.broken) {
-        xac_err e2;
-        xac_err_clear(&e2);
-        int rc2 = drv_odbc_set_autocommit(c, false, rc == XA_OK ? err : &e2);
-        if (rc == XA_OK)
-            rc = rc2;
-    }
-    return rc;
+    return drv_odbc_query_alone(c, sql, strlen(sql), NULL, 0, rows, step, what, err);
 }
 
 static int pg_setup(drv_odbc_conn *c, xac_err *err)
