@@ -27,46 +27,28 @@
 
 #define READ_TIMEOUT_S 20
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parses hex digits, skipping blanks, into a malloc'd buffer. */
 static int parse_hex(const char *s, uint8_t **out, size_t *outlen, xac_err *err)
 {
-    size_t cap = strlen(s) / 2 + 1, n = 0;
-    uint8_t *b = malloc(cap);
-    if (b == NULL)
-        return xac_err_set(err, XAC_ENOMEM, "out of memory for %zu bytes of frame", cap);
-    int hi = -1;
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p == ' ' || *p == '\t' || *p == '\n')
-            continue;
-        int v = hexval(*p);
-        if (v < 0) {
-            free(b);
-            return xac_err_set(err, XAC_EINVAL, "bad hex digit '%c' in \"%s\"", *p, s);
-        }
-        if (hi < 0) {
-            hi = v;
-        } else {
-            b[n++] = (uint8_t)(hi << 4 | v);
-            hi = -1;
-        }
-    }
-    if (hi >= 0) {
+    size_t len = strlen(s), n = 0;
+    char *digits = malloc(len + 1);
+    uint8_t *b = malloc(len / 2 + 1);
+    if (digits == NULL || b == NULL) {
+        free(digits);
         free(b);
-        return xac_err_set(err, XAC_EINVAL, "odd number of hex digits in \"%s\"", s);
+        return xac_err_set(err, XAC_ENOMEM, "out of memory for %zu bytes of frame", len);
+    }
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n')
+            digits[n++] = *p;
+    int rc = xac_hex_decode(digits, n, b, len / 2 + 1, outlen);
+    free(digits);
+    if (rc != XAC_OK) {
+        free(b);
+        return xac_err_set(err, XAC_EINVAL, "bad hex (a non-hex digit, or an odd count) in \"%s\"",
+                           s);
     }
     *out = b;
-    *outlen = n;
     return XAC_OK;
 }
 
