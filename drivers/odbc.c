@@ -623,6 +623,21 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
             rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
             goto out;
         }
+        /* Drivers differ on a count mismatch (psqlodbc ignores extra
+         * parameters): refuse it before anything runs. */
+        SQLSMALLINT nmarks = 0;
+        r = SQLNumParams(st, &nmarks);
+        if (!SQL_SUCCEEDED(r)) {
+            rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
+            goto out;
+        }
+        if ((size_t)nmarks != nparams) {
+            rc = odbc_err(err, XAER_RMERR, drv_xa_to_code(XAER_RMERR), c->base.conf->name,
+                          "%s on resource %s: statement has %d '?' placeholder(s) but %zu "
+                          "parameter(s) were given",
+                          what, c->base.conf->name, (int)nmarks, nparams);
+            goto out;
+        }
         rc = odbc_bind(c, st, params, nparams, ind, step, what, err);
         if (rc != XA_OK)
             goto out;
@@ -742,6 +757,14 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
         what[w++] = (sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\t') ? ' ' : sql[i];
     snprintf(what + w, sizeof what - (size_t)w, "%s\"", sql_len > n ? "..." : "");
     if (c->branch_active) {
+        if (c->dialect->check_sql != NULL) {
+            rc = c->dialect->check_sql(c, sql, sql_len, params, nparams, err);
+            if (rc != XA_OK) {
+                if (c->dialect->exec_failed != NULL)
+                    c->dialect->exec_failed(c, rc, err);
+                return rc;
+            }
+        }
         c->branch_work = true;
         rc = drv_odbc_query(c, sql, sql_len, params, nparams, rows, DRV_STEP_EXEC, what, err);
         if (rc != XA_OK && c->dialect->exec_failed != NULL)

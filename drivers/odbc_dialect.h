@@ -62,6 +62,11 @@ struct drv_odbc_dialect {
     bool (*is_conn_loss)(const drv_odbc_diag *d);
     /* Told after exec failed with rc inside a branch (may be NULL). */
     void (*exec_failed)(drv_odbc_conn *c, int rc, const xac_err *err);
+    /* Vets a statement before it runs inside a branch and refuses, with
+     * nothing sent, what would end the branch behind the coordinator's back
+     * (may be NULL when the server itself refuses such statements). */
+    int (*check_sql)(drv_odbc_conn *c, const char *sql, size_t len, const xac_value *params,
+                     size_t nparams, xac_err *err);
 };
 
 extern const drv_odbc_dialect drv_odbc_postgresql;

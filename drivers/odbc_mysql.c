@@ -267,6 +267,53 @@ static bool my_is_conn_loss(const drv_odbc_diag *d)
     return d->native > 0 && drv_mysql_errno_is_connection_loss((unsigned)d->native);
 }
 
+/* Offset of a ';' that has anything but blanks after it, outside '..', ".."
+ * and `..` quotes, or len when there is none. backslash says whether a
+ * backslash escapes inside quotes (it does unless NO_BACKSLASH_ESCAPES). An
+ * unterminated quote counts as a second statement at its start. Comments
+ * are not skipped: "SELECT 1; -- x" counts as two, which only errs on the
+ * side of refusing. */
+static size_t my_second_statement(const char *s, size_t len, bool backslash)
+{
+    for (size_t i = 0; i < len; i++) {
+        char q = s[i];
+        if (q == '\'' || q == '"' || q == '`') {
+            size_t open = i;
+            for (i++; i < len && s[i] != q; i++)
+                if (backslash && q != '`' && s[i] == '\\')
+                    i++;
+            if (i >= len)
+                return open;
+        } else if (q == ';') {
+            for (size_t j = i + 1; j < len; j++)
+                if (s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r')
+                    return i;
+        }
+    }
+    return len;
+}
+
+/* MariaDB itself refuses COMMIT inside an XA branch, but Connector/ODBC
+ * 3.1 splits a multi-statement string on the client and was seen to leave
+ * its connection locked after a failed one, hanging the next call on that
+ * connection. So a second statement never reaches it. */
+static int my_check_sql(drv_odbc_conn *c, const char *sql, size_t len, const xac_value *params,
+                        size_t nparams, xac_err *err)
+{
+    (void)params;
+    (void)nparams;
+    size_t a = my_second_statement(sql, len, true);
+    size_t b = my_second_statement(sql, len, false);
+    size_t at = a < b ? a : b;
+    if (at == len)
+        return XA_OK;
+    xac_err_setr(err, drv_xa_to_code(XAER_RMERR), c->base.conf->name,
+                 "resource %s: one statement per EXEC: a ';' at byte %zu is followed by more SQL "
+                 "(or a quote is not closed); bind values with '?' rather than quoting them",
+                 c->base.conf->name, at + 1);
+    return XAER_RMERR;
+}
+
 const drv_odbc_dialect drv_odbc_mysql = {
     .name = "mysql",
     .conn_defaults = NULL,
@@ -284,4 +331,5 @@ const drv_odbc_dialect drv_odbc_mysql = {
     .map_error = my_map_error,
     .is_conn_loss = my_is_conn_loss,
     .exec_failed = NULL,
+    .check_sql = my_check_sql,
 };

@@ -2,7 +2,11 @@
  * START: a branch is the connection's local transaction (autocommit off),
  * PREPARE TRANSACTION turns it into a prepared one named by a gid that encodes
  * the XID, and COMMIT/ROLLBACK PREPARED finish it from any connection. Between
- * branches a connection waits with autocommit off and no transaction open. */
+ * branches a connection waits with autocommit off and no transaction open.
+ * Inside a branch, statements that would end the transaction themselves
+ * (COMMIT, a second statement after ';') are refused before they are sent. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +306,270 @@ static void pg_exec_failed(drv_odbc_conn *c, int rc, const xac_err *err)
     }
 }
 
+/* ------------------------------------------------ statements in a branch */
+
+/* psqlodbc runs every statement of a string and passes COMMIT through, so a
+ * branch could end before xacd decides. The scanner follows PostgreSQL's
+ * lexer just far enough to find where statements end. */
+
+static bool pg_blank(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+static bool pg_ident_start(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_' || ch >= 0x80;
+}
+
+static bool pg_digit(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+/* Skips blanks and comments from i. Returns SIZE_MAX when a block comment
+ * is not closed (*open: where it opens). nested: PostgreSQL's nesting. */
+static size_t pg_skip_space(const char *s, size_t n, size_t i, bool nested, size_t *open)
+{
+    while (i < n) {
+        if (pg_blank((unsigned char)s[i])) {
+            i++;
+        } else if (s[i] == '-' && i + 1 < n && s[i + 1] == '-') {
+            while (i < n && s[i] != '\n' && s[i] != '\r')
+                i++;
+        } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+            size_t start = i, depth = 1;
+            i += 2;
+            while (i < n && depth > 0) {
+                if (nested && s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+                    depth++;
+                    i += 2;
+                } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+                    depth--;
+                    i += 2;
+                } else {
+                    i++;
+                }
+            }
+            if (depth > 0) {
+                *open = start;
+                return SIZE_MAX;
+            }
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+/* The end of a run quoted by q opening at s[i]: a doubled q stands for
+ * itself; with backslash, a backslash escapes the next byte. SIZE_MAX when
+ * it is not closed. */
+static size_t pg_skip_quoted(const char *s, size_t n, size_t i, char q, bool backslash)
+{
+    for (i++; i < n; i++) {
+        if (backslash && s[i] == '\\')
+            i++;
+        else if (s[i] == q && i + 1 < n && s[i + 1] == q)
+            i++;
+        else if (s[i] == q)
+            return i + 1;
+    }
+    return SIZE_MAX;
+}
+
+/* The end of a dollar quote whose opening tag is s[i..i+taglen), or
+ * SIZE_MAX. PostgreSQL's lexer also ends it at the first copy of the tag. */
+static size_t pg_skip_dollar(const char *s, size_t n, size_t i, size_t taglen)
+{
+    size_t from = i + taglen;
+    const char *close = memmem(s + from, n - from, s + i, taglen);
+    return close != NULL ? (size_t)(close - s) + taglen : SIZE_MAX;
+}
+
+enum { PG_SCAN_ONE, PG_SCAN_SECOND, PG_SCAN_OPEN };
+
+/* Looks for a top-level ';' followed by more than blanks and comments
+ * (PG_SCAN_SECOND, *at: the ';') and for a quote or comment left open
+ * (PG_SCAN_OPEN, *at: where it opens). std_strings: '...' as with
+ * standard_conforming_strings on; nested: block comments nest. */
+static int pg_scan(const char *s, size_t n, bool std_strings, bool nested, size_t *at)
+{
+    size_t i = 0;
+    bool ended = false;
+    for (;;) {
+        size_t open = 0;
+        i = pg_skip_space(s, n, i, nested, &open);
+        if (i == SIZE_MAX) {
+            *at = open;
+            return PG_SCAN_OPEN;
+        }
+        if (i >= n)
+            return PG_SCAN_ONE;
+        if (ended)
+            return PG_SCAN_SECOND;
+        unsigned char ch = (unsigned char)s[i];
+        size_t start = i;
+        if (ch == ';') {
+            ended = true;
+            *at = i++;
+            continue;
+        }
+        if ((ch == 'E' || ch == 'e') && i + 1 < n && s[i + 1] == '\'') {
+            i = pg_skip_quoted(s, n, i + 1, '\'', true);
+        } else if (ch == '\'') {
+            i = pg_skip_quoted(s, n, i, '\'', !std_strings);
+        } else if (ch == '"') {
+            i = pg_skip_quoted(s, n, i, '"', false);
+        } else if (ch == '$' && i + 1 < n && pg_digit((unsigned char)s[i + 1])) {
+            for (i++; i < n && pg_digit((unsigned char)s[i]); i++) /* a parameter, $1 */
+                ;
+        } else if (ch == '$') {
+            size_t j = i + 1;
+            if (j < n && pg_ident_start((unsigned char)s[j]))
+                while (j < n &&
+                       (pg_ident_start((unsigned char)s[j]) || pg_digit((unsigned char)s[j])))
+                    j++;
+            if (j < n && s[j] == '$')
+                i = pg_skip_dollar(s, n, i, j + 1 - i);
+            else
+                i++; /* a '$' that opens nothing */
+        } else if (pg_ident_start(ch)) {
+            /* Identifiers may hold '$': "a$$" opens no dollar quote. */
+            while (i < n && (pg_ident_start((unsigned char)s[i]) || pg_digit((unsigned char)s[i]) ||
+                             s[i] == '$'))
+                i++;
+        } else {
+            i++;
+        }
+        if (i == SIZE_MAX) {
+            *at = start;
+            return PG_SCAN_OPEN;
+        }
+    }
+}
+
+/* Reads the keyword at s[i] (letters only) into kw, upper-cased; returns the
+ * index after it. */
+static size_t pg_keyword(const char *s, size_t n, size_t i, char *kw, size_t kwmax)
+{
+    size_t k = 0;
+    while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'))) {
+        if (k + 1 < kwmax)
+            kw[k++] = (char)(s[i] >= 'a' ? s[i] - 'a' + 'A' : s[i]);
+        i++;
+    }
+    kw[k] = '\0';
+    return i;
+}
+
+/* The next keyword after blanks and comments, or "" (at end, or no letter). */
+static size_t pg_next_keyword(const char *s, size_t n, size_t i, char *kw, size_t kwmax)
+{
+    size_t open = 0;
+    i = pg_skip_space(s, n, i, true, &open);
+    if (i == SIZE_MAX) {
+        kw[0] = '\0';
+        return n;
+    }
+    return pg_keyword(s, n, i, kw, kwmax);
+}
+
+/* The transaction-control statement sql starts with, or NULL. ROLLBACK TO
+ * [SAVEPOINT] stays inside the branch, and so do SAVEPOINT and RELEASE. */
+static const char *pg_tx_control(const char *s, size_t n)
+{
+    static const char *const verbs[] = {"COMMIT", "END", "ROLLBACK", "ABORT", "BEGIN", "START"};
+    char kw[16], kw2[16];
+    size_t open = 0;
+    size_t i = pg_skip_space(s, n, 0, true, &open);
+    if (i == SIZE_MAX)
+        return NULL; /* only a comment: nothing runs */
+    i = pg_keyword(s, n, i, kw, sizeof kw);
+    if (strcmp(kw, "PREPARE") == 0) {
+        pg_next_keyword(s, n, i, kw2, sizeof kw2);
+        return strcmp(kw2, "TRANSACTION") == 0 ? "PREPARE TRANSACTION" : NULL;
+    }
+    for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++) {
+        if (strcmp(kw, verbs[v]) != 0)
+            continue;
+        if (strcmp(kw, "ROLLBACK") == 0) {
+            i = pg_next_keyword(s, n, i, kw2, sizeof kw2);
+            if (strcmp(kw2, "WORK") == 0 || strcmp(kw2, "TRANSACTION") == 0)
+                pg_next_keyword(s, n, i, kw2, sizeof kw2);
+            if (strcmp(kw2, "TO") == 0)
+                return NULL;
+        }
+        return verbs[v];
+    }
+    return NULL;
+}
+
+static int pg_refuse(drv_odbc_conn *c, xac_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int pg_refuse(drv_odbc_conn *c, xac_err *err, const char *fmt, ...)
+{
+    char msg[XAC_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    xac_err_setr(err, drv_xa_to_code(XAER_RMERR), c->base.conf->name, "resource %s: %s",
+                 c->base.conf->name, msg);
+    return XAER_RMERR;
+}
+
+static int pg_check_sql(drv_odbc_conn *c, const char *sql, size_t len, const xac_value *params,
+                        size_t nparams, xac_err *err)
+{
+    const char *nul = len > 0 ? memchr(sql, '\0', len) : NULL;
+    if (nul != NULL)
+        return pg_refuse(c, err,
+                         "the statement holds a NUL byte at byte %zu; PostgreSQL would cut it "
+                         "short there",
+                         (size_t)(nul - sql) + 1);
+    /* The server's reading must find one statement. psqlodbc's reading, or
+     * the server's with standard_conforming_strings off, may differ on
+     * backslashes and nested comments: none of them may find a second. */
+    size_t at = 0;
+    int r = pg_scan(sql, len, true, true, &at);
+    if (r == PG_SCAN_OPEN)
+        return pg_refuse(c, err,
+                         "a quote or comment opened at byte %zu is not closed; refused because "
+                         "where the statement ends cannot be told",
+                         at + 1);
+    if (r == PG_SCAN_SECOND)
+        return pg_refuse(c, err,
+                         "one statement per EXEC: found a second statement after ';' at byte %zu",
+                         at + 1);
+    /* Even when the other reading finds a quote left open, the part before
+     * it could run as statements of its own. */
+    for (int mode = 0; mode < 3; mode++)
+        if (pg_scan(sql, len, mode == 1, mode == 2, &at) == PG_SCAN_SECOND)
+            return pg_refuse(c, err,
+                             "one statement per EXEC: the ';' at byte %zu would end the statement "
+                             "if a backslash escaped a quote (standard_conforming_strings off) or "
+                             "block comments did not nest; write backslashes in E'...' strings "
+                             "(E'\\\\') and keep comments simple",
+                             at + 1);
+    const char *verb = pg_tx_control(sql, len);
+    if (verb != NULL)
+        return pg_refuse(c, err,
+                         "transaction control (%s) is not allowed inside an xac transaction; "
+                         "xacd commits and rolls back branches itself",
+                         verb);
+    for (size_t i = 0; i < nparams; i++) {
+        const xac_value *v = &params[i];
+        const char *z = v->type == XAC_T_TEXT && v->s != NULL ? memchr(v->s, '\0', v->len) : NULL;
+        if (z != NULL)
+            return pg_refuse(c, err,
+                             "TEXT parameter %zu holds a NUL byte at byte %zu, which PostgreSQL "
+                             "text cannot store; send it as BLOB (bytea)",
+                             i + 1, (size_t)(z - v->s) + 1);
+    }
+    return XA_OK;
+}
+
 const drv_odbc_dialect drv_odbc_postgresql = {
     .name = "postgresql",
     .conn_defaults = PG_CONN_DEFAULTS,
@@ -319,4 +587,5 @@ const drv_odbc_dialect drv_odbc_postgresql = {
     .map_error = pg_map_error,
     .is_conn_loss = pg_is_conn_loss,
     .exec_failed = pg_exec_failed,
+    .check_sql = pg_check_sql,
 };

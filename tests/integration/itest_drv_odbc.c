@@ -5,7 +5,8 @@
  * rollback of active and prepared branches, recovery from a fresh connection
  * after the preparing one closed, error mapping and messages; and the
  * PostgreSQL specifics (deferred constraints failing at PREPARE, foreign gids,
- * a branch that saw an error). */
+ * a branch that saw an error, transaction control and second statements
+ * refused inside a branch). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -790,16 +791,16 @@ static void t_pg_foreign_gid(void)
     dcase *d = &g_pg;
     NEED_ENV(d);
     reset_table(d);
-    char gid[64], sql[128];
+    char gid[64], sql[256];
     snprintf(gid, sizeof gid, "foo-%ld", (long)getpid());
-    /* Another program's prepared transaction, made by hand. */
+    /* Another program's prepared transaction, made by hand outside any
+     * branch (inside one, PREPARE TRANSACTION is refused). */
     drv_conn *f = open_conn(d);
-    xac_xid x;
     xac_err e;
-    new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(f, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(insert_row(f, 60, "foreign", &e), XA_OK);
-    snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", gid);
+    snprintf(sql, sizeof sql,
+             "BEGIN; INSERT INTO odbc_t (id, name) VALUES (60, 'foreign'); "
+             "PREPARE TRANSACTION '%s'",
+             gid);
     CU_ASSERT_EQUAL(sql_rc(f, sql, &e), XA_OK);
     drv_close(f);
 
@@ -818,6 +819,203 @@ static void t_pg_foreign_gid(void)
     snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", gid);
     sql_ok(c, sql);
     CU_ASSERT_EQUAL(count_id(c, 60), 0);
+    drv_close(c);
+}
+
+/* Runs sql with the given parameters inside the branch; the XA code. */
+static int exec_params(drv_conn *c, const char *sql, const xac_value *p, size_t np, xac_err *e)
+{
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(e);
+    int rc = drv_exec(c, sql, strlen(sql), p, np, &r, e);
+    xac_rows_free(&r);
+    return rc;
+}
+
+/* sql is refused inside a branch with msg in the message. */
+static void expect_refused(drv_conn *c, const char *sql, const char *msg)
+{
+    xac_err e;
+    int rc = sql_rc(c, sql, &e);
+    if (rc != XAER_RMERR || strstr(e.msg, msg) == NULL || strstr(e.msg, RES) == NULL)
+        fprintf(stderr, "expected refusal of [%s] with \"%s\", got %d: %s\n", sql, msg, rc, e.msg);
+    CU_ASSERT_EQUAL(rc, XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, msg));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, RES));
+}
+
+/* Transaction control and second statements are refused inside a branch
+ * before anything reaches the server, so the branch's work stays
+ * uncommitted and rolls back; ';' inside quotes and comments is fine. */
+static void t_pg_tx_control(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *c = open_conn(d);
+    drv_conn *other = open_conn(d);
+    xac_xid x;
+    xac_err e;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 70, "before COMMIT", &e), XA_OK);
+    static const char *const tx[][2] = {
+        {"COMMIT", "transaction control (COMMIT)"},
+        {"  /* c */ -- x\n commit work", "transaction control (COMMIT)"},
+        {"END", "transaction control (END)"},
+        {"ABORT", "transaction control (ABORT)"},
+        {"ROLLBACK", "transaction control (ROLLBACK)"},
+        {"ROLLBACK PREPARED 'x'", "transaction control (ROLLBACK)"},
+        {"COMMIT PREPARED 'x'", "transaction control (COMMIT)"},
+        {"BEGIN", "transaction control (BEGIN)"},
+        {"START TRANSACTION", "transaction control (START)"},
+        {"PREPARE TRANSACTION 'x'", "transaction control (PREPARE TRANSACTION)"},
+        {"UPDATE odbc_t SET name = 'u' WHERE id = 70; COMMIT", "after ';' at byte 43"},
+        {"SELECT 1;;", "one statement per EXEC"},
+        {"SELECT '\\'; COMMIT; --'", "one statement per EXEC"},
+        {"SELECT $a$ x $a$; COMMIT", "one statement per EXEC"},
+        {"SELECT a$$; COMMIT; $$", "one statement per EXEC"},
+        {"SELECT 1 /* /* */ ; COMMIT; /* */ */", "block comments did not nest"},
+        {"SELECT '\\''; COMMIT; SELECT '''", "if a backslash escaped a quote"},
+        {"SELECT 'C:\\' /* /* */ ; COMMIT; /* */ */", "one statement per EXEC"},
+        {"SELECT 'C:\\', ';'", "if a backslash escaped a quote"},
+        {"SELECT 'open", "is not closed"},
+        {"SELECT $$ open", "is not closed"},
+        {"SELECT 1 /* /* */", "is not closed"},
+    };
+    for (size_t i = 0; i < sizeof tx / sizeof tx[0]; i++)
+        expect_refused(c, tx[i][0], tx[i][1]);
+    /* Nothing was committed: another connection does not see the row. */
+    CU_ASSERT_EQUAL(count_id(other, 70), 0);
+
+    /* ';' inside quotes and comments, and a trailing ';', are allowed. */
+    static const char *const ok[] = {
+        "SELECT 'a;b', 'it''s; COMMIT'",
+        "SELECT 'C:\\'",
+        "SELECT E'C:\\\\', ';'",
+        "SELECT E'x\\'; COMMIT; y'",
+        "SELECT $$; COMMIT;$$, $t$ $$; $t$",
+        "SELECT 1 -- ; COMMIT\n",
+        "SELECT 1 /* ; COMMIT */",
+        "SELECT \"?column?\" FROM (SELECT 1) AS \"a;b\"",
+        "SELECT 1; -- done\n /* end */ ",
+        "SAVEPOINT s",
+        "UPDATE odbc_t SET name = 'after savepoint' WHERE id = 70",
+        "ROLLBACK TO SAVEPOINT s",
+        "RELEASE SAVEPOINT s",
+        "SAVEPOINT s2",
+        "ROLLBACK TRANSACTION TO s2",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        sql_ok(c, ok[i]);
+    CU_ASSERT_EQUAL(sql_int(c, "SELECT COUNT(*) FROM odbc_t WHERE id = 70 AND name = 'before "
+                               "COMMIT'"),
+                    1);
+
+    /* TEXT with a NUL byte is refused; the same bytes as BLOB are fine. */
+    xac_value p[2];
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_TEXT;
+    p[0].s = "a\0b";
+    p[0].len = 3;
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ?", p, 1, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "send it as BLOB"));
+    p[0].type = XAC_T_BLOB;
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT length(?::bytea)", p, 1, &e), XA_OK);
+
+    /* Parameter counts must match the placeholders. */
+    p[0].type = XAC_T_INT;
+    p[0].i = 1;
+    p[1].type = XAC_T_INT;
+    p[1].i = 2;
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ?::bigint", p, 2, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "1 '?' placeholder(s) but 2 parameter(s)"));
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ?::bigint + ?::bigint", p, 1, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "2 '?' placeholder(s) but 1 parameter(s)"));
+
+    /* A COMMIT inside a DO block passes the check; the server refuses it
+     * inside a transaction block. */
+    CU_ASSERT_EQUAL(sql_rc(c, "DO $$BEGIN COMMIT; END$$", &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 2D000"));
+
+    /* The refusals doomed the branch; rolling it back removes the row. */
+    CU_ASSERT_EQUAL(count_id(other, 70), 0);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_RBROLLBACK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "transaction control (COMMIT)"));
+    CU_ASSERT_FALSE(in_doubt(c, &x));
+    CU_ASSERT_EQUAL(count_id(c, 70), 0);
+    CU_ASSERT_EQUAL(count_id(other, 70), 0);
+
+    /* An explicit rollback after a refused COMMIT also leaves nothing. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 71, "x", &e), XA_OK);
+    expect_refused(c, "COMMIT", "transaction control (COMMIT)");
+    CU_ASSERT_EQUAL(count_id(other, 71), 0);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(count_id(other, 71), 0);
+
+    /* Outside a branch a statement is its own transaction: not checked. */
+    sql_ok(c, "SELECT 1; SELECT 2");
+    drv_close(other);
+    drv_close(c);
+}
+
+/* The MariaDB dialect refuses a parameter count mismatch too. */
+static void t_my_param_count(void)
+{
+    dcase *d = &g_my;
+    NEED_ENV(d);
+    drv_conn *c = open_conn(d);
+    xac_value p[2];
+    xac_err e;
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_INT;
+    p[0].i = 1;
+    p[1].type = XAC_T_INT;
+    p[1].i = 2;
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ?", p, 2, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "1 '?' placeholder(s) but 2 parameter(s)"));
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ? + ?", p, 1, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "2 '?' placeholder(s) but 1 parameter(s)"));
+    CU_ASSERT_EQUAL(exec_params(c, "SELECT ? + ?", p, 2, &e), XA_OK);
+    drv_close(c);
+}
+
+/* Connector/ODBC must never be handed a second statement inside a branch:
+ * it was seen to leave its connection locked after one failed. */
+static void t_my_one_statement(void)
+{
+    dcase *d = &g_my;
+    NEED_ENV(d);
+    drv_conn *c = open_conn(d);
+    xac_xid x;
+    xac_err e;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    static const char *const refused[] = {"SELECT 1; SELECT 2",     "SELECT 'a\\'; SELECT 2",
+                                          "SELECT 'a\\'; SELECT '", "SELECT 'open",
+                                          "SELECT 1; -- more",      NULL};
+    for (int i = 0; refused[i] != NULL; i++) {
+        xac_rows r;
+        xac_rows_init(&r);
+        CU_ASSERT_EQUAL(drv_exec(c, refused[i], strlen(refused[i]), NULL, 0, &r, &e), XAER_RMERR);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "one statement per EXEC"));
+        xac_rows_free(&r);
+    }
+    static const char *const allowed[] = {"SELECT 'a;b'", "SELECT 1;",
+                                          "SELECT `x;y` FROM (SELECT 1 AS `x;y`) t ;  ", NULL};
+    for (int i = 0; allowed[i] != NULL; i++) {
+        xac_rows r;
+        xac_rows_init(&r);
+        CU_ASSERT_EQUAL(drv_exec(c, allowed[i], strlen(allowed[i]), NULL, 0, &r, &e), XA_OK);
+        xac_rows_free(&r);
+    }
+    /* The connection still works after the refusals. */
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     drv_close(c);
 }
 
@@ -869,6 +1067,7 @@ int cu_register(void)
         {"an error dooms the branch", t_pg_error_dooms_branch},
         {"foreign gid is listed undecoded", t_pg_foreign_gid},
         {"statement timeout", t_pg_statement_timeout},
+        {"transaction control and second statements are refused in a branch", t_pg_tx_control},
         {NULL, NULL},
     };
     static const cu_test my[] = {
@@ -885,6 +1084,8 @@ int cu_register(void)
         {"lost connection is XAER_RMFAIL", my_t_conn_lost},
         {"Unix socket", my_t_socket},
         {"extra connection-string pairs", my_t_dsn_extras},
+        {"parameter count must match the placeholders", t_my_param_count},
+        {"one statement per EXEC inside a branch", t_my_one_statement},
         {NULL, NULL},
     };
     int rc = cu_add_suite("odbc.postgresql", pg);

@@ -277,11 +277,12 @@ static void test_doc_examples(void)
     xac_msg_free(&d);
 
     n = hex_bytes(
-        "00 00 00 15  83  01  00 00 00 01  00 00 00 01 37  00 00 00 01  00  00 00 00 01 37", want);
+        "00 00 00 15  83  01  00 00 00 01  00 00 00 01 3f  00 00 00 01  00  00 00 00 01 37", want);
     xac_msg_init(&m, XAC_MSG_RESULT);
-    const char *col[] = {"7"};
+    const char *col[] = {"?"};
+    const char *val[] = {"7"};
     CU_ASSERT_EQUAL_FATAL(xac_rows_set_cols(&m.rows, 1, col, &e), XAC_OK);
-    CU_ASSERT_EQUAL_FATAL(xac_rows_add(&m.rows, col, NULL, &e), XAC_OK);
+    CU_ASSERT_EQUAL_FATAL(xac_rows_add(&m.rows, val, NULL, &e), XAC_OK);
     encode_ok(&m, &b);
     CU_ASSERT_EQUAL(b.len, n);
     CU_ASSERT_TRUE(b.len == n && memcmp(b.data, want, n) == 0);
