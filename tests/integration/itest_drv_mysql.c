@@ -14,13 +14,13 @@
 
 #include "cu.h"
 #include "drv.h"
+#include "drv_check.h"
 #include "drv_impl.h"
 
 #define RES "drvtest"
 
 static drv_conf g_conf;
 static bool g_have_env;
-static uint64_t g_seq;
 
 static const char *env(const char *name)
 {
@@ -63,70 +63,19 @@ static drv_conn *open_conn(void)
     return c;
 }
 
-/* Runs SQL without parameters and asserts success. */
-static void sql_ok(drv_conn *c, const char *sql)
-{
-    xac_err e;
-    xac_err_clear(&e);
-    xac_rows r;
-    xac_rows_init(&r);
-    int rc = drv_exec(c, sql, strlen(sql), NULL, 0, &r, &e);
-    if (rc != XA_OK)
-        fprintf(stderr, "exec %s: %s\n", sql, e.msg);
-    CU_ASSERT_EQUAL(rc, XA_OK);
-    xac_rows_free(&r);
-}
-
-/* The single integer a query returns, or -1. */
-static long long sql_int(drv_conn *c, const char *sql)
-{
-    xac_err e;
-    xac_rows r;
-    xac_rows_init(&r);
-    long long v = -1;
-    if (drv_exec(c, sql, strlen(sql), NULL, 0, &r, &e) == XA_OK && r.has_rows && r.nrows == 1) {
-        const char *s = xac_rows_cell(&r, 0, 0, NULL);
-        if (s != NULL)
-            v = atoll(s);
-    } else {
-        fprintf(stderr, "query %s failed: %s\n", sql, e.msg);
-    }
-    xac_rows_free(&r);
-    return v;
-}
-
 static void new_xid(xac_xid *x)
 {
-    char g[XAC_GTRID_MAX + 1];
-    xac_err e;
-    CU_ASSERT_FATAL(xac_gtrid_make(g, "itest", xac_now_wall_us(), ++g_seq, &e) == XAC_OK);
-    CU_ASSERT_FATAL(xac_xid_make(x, g, RES, &e) == XAC_OK);
+    dt_new_xid(x, "itest", RES);
 }
 
 static int insert_row(drv_conn *c, long long id, const char *name, xac_err *e)
 {
-    static const char sql[] = "INSERT INTO drv_t (id, name) VALUES (?, ?)";
-    xac_value p[2];
-    memset(p, 0, sizeof p);
-    p[0].type = XAC_T_INT;
-    p[0].i = id;
-    p[1].type = XAC_T_TEXT;
-    p[1].s = name;
-    p[1].len = strlen(name);
-    xac_rows r;
-    xac_rows_init(&r);
-    int rc = drv_exec(c, sql, sizeof sql - 1, p, 2, &r, e);
-    if (rc == XA_OK)
-        CU_ASSERT_EQUAL(r.affected, 1);
-    xac_rows_free(&r);
-    return rc;
+    return dt_insert_row(c, "drv_t", id, name, e);
 }
 
 static long long count_id(drv_conn *c, long long id)
 {
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM drv_t WHERE id = %lld", id);
-    return sql_int(c, sql);
+    return dt_count_id(c, "drv_t", id);
 }
 
 /* ------------------------------------------------------------- no server */
@@ -231,8 +180,9 @@ static void test_setup_table(void)
 {
     NEED_ENV();
     drv_conn *c = open_conn();
-    sql_ok(c, "DROP TABLE IF EXISTS drv_t");
-    sql_ok(c, "CREATE TABLE drv_t (id BIGINT PRIMARY KEY, name VARCHAR(2000) NULL, amount DOUBLE "
+    dt_sql_ok(c, "DROP TABLE IF EXISTS drv_t");
+    dt_sql_ok(c,
+              "CREATE TABLE drv_t (id BIGINT PRIMARY KEY, name VARCHAR(2000) NULL, amount DOUBLE "
               "NULL, data BLOB NULL, note TEXT NULL) ENGINE=InnoDB");
     drv_close(c);
 }
@@ -340,7 +290,7 @@ static void test_exec_rows_and_params(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "placeholder"));
     CU_ASSERT_FALSE(c->broken);
 
-    sql_ok(c, "DELETE FROM drv_t WHERE id = 9000000000");
+    dt_sql_ok(c, "DELETE FROM drv_t WHERE id = 9000000000");
     xac_rows_free(&r);
     drv_close(c);
 }
@@ -351,8 +301,9 @@ static void test_call_results(void)
 {
     NEED_ENV();
     drv_conn *c = open_conn();
-    sql_ok(c, "DROP PROCEDURE IF EXISTS drv_p");
-    sql_ok(c, "CREATE PROCEDURE drv_p(IN n INT) BEGIN SELECT n AS a, n + 1 AS b; SELECT 42; END");
+    dt_sql_ok(c, "DROP PROCEDURE IF EXISTS drv_p");
+    dt_sql_ok(c,
+              "CREATE PROCEDURE drv_p(IN n INT) BEGIN SELECT n AS a, n + 1 AS b; SELECT 42; END");
     xac_rows r;
     xac_rows_init(&r);
     xac_err e;
@@ -361,7 +312,7 @@ static void test_call_results(void)
     CU_ASSERT_EQUAL_FATAL(r.nrows, 1);
     CU_ASSERT_STRING_EQUAL(r.cols[1], "b");
     CU_ASSERT_STRING_EQUAL(xac_rows_cell(&r, 0, 1, NULL), "6");
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT 3"), 3);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 3"), 3);
     static const char callp[] = "CALL drv_p(?)";
     xac_value v = {.type = XAC_T_INT, .i = 10};
     int rc = drv_exec(c, callp, sizeof callp - 1, &v, 1, &r, &e);
@@ -370,7 +321,7 @@ static void test_call_results(void)
     CU_ASSERT_EQUAL_FATAL(rc, XA_OK);
     CU_ASSERT_EQUAL_FATAL(r.nrows, 1);
     CU_ASSERT_STRING_EQUAL(xac_rows_cell(&r, 0, 0, NULL), "10");
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT 4"), 4);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 4"), 4);
     CU_ASSERT_FALSE(c->broken);
     xac_rows_free(&r);
     drv_close(c);
@@ -577,7 +528,7 @@ static void test_autocommit_off_commit(void)
     drv_close(c);
     /* A recovery connection someone left with autocommit off still commits. */
     drv_conn *r = open_conn();
-    sql_ok(r, "SET autocommit = 0");
+    dt_sql_ok(r, "SET autocommit = 0");
     CU_ASSERT_EQUAL(finish_retrying(r, &x, true, &e), XA_OK);
     CU_ASSERT_EQUAL(count_id(r, 451), 1);
     drv_close(r);
@@ -667,16 +618,16 @@ static void deadlock_round(bool one_phase, long long r1, long long r2)
     char sql[256];
     snprintf(sql, sizeof sql, "INSERT INTO drv_t (id, name) VALUES (%lld, 'x'), (%lld, 'y')", r1,
              r2);
-    sql_ok(a, sql);
+    dt_sql_ok(a, sql);
     xac_xid xa, xb;
     new_xid(&xa);
     new_xid(&xb);
     CU_ASSERT_EQUAL_FATAL(drv_start(a, &xa, &e), XA_OK);
     CU_ASSERT_EQUAL_FATAL(drv_start(b, &xb, &e), XA_OK);
     snprintf(sql, sizeof sql, "UPDATE drv_t SET name = 'a' WHERE id = %lld", r2);
-    sql_ok(a, sql);
+    dt_sql_ok(a, sql);
     snprintf(sql, sizeof sql, "UPDATE drv_t SET name = 'b' WHERE id = %lld", r1);
-    sql_ok(b, sql);
+    dt_sql_ok(b, sql);
     /* a waits for r1 in a thread; b then asks for r2: a cycle. */
     char sqla[128];
     snprintf(sqla, sizeof sqla, "UPDATE drv_t SET name = 'a' WHERE id = %lld", r1);
@@ -687,8 +638,8 @@ static void deadlock_round(bool one_phase, long long r1, long long r2)
      * If it is not yet, b blocks instead and the cycle still forms. */
     for (int i = 0; i < 100; i++) {
         drv_conn *q = open_conn();
-        long long w = sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
-                                 "trx_state = 'LOCK WAIT'");
+        long long w = dt_sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
+                                    "trx_state = 'LOCK WAIT'");
         drv_close(q);
         if (w > 0)
             break;
@@ -871,12 +822,12 @@ static void test_pool_broken_replaced(void)
     drv_conn *a = NULL, *b = NULL;
     xac_err e;
     CU_ASSERT_EQUAL_FATAL(drv_pool_get(p, 1000, &a, &e), XA_OK);
-    long long id1 = sql_int(a, "SELECT CONNECTION_ID()");
+    long long id1 = dt_sql_int(a, "SELECT CONNECTION_ID()");
     a->broken = true; /* as a driver does when the link is gone */
     drv_pool_put(p, a);
     /* The slot was freed: with pool_size 1 this would otherwise time out. */
     CU_ASSERT_EQUAL_FATAL(drv_pool_get(p, 0, &b, &e), XA_OK);
-    long long id2 = sql_int(b, "SELECT CONNECTION_ID()");
+    long long id2 = dt_sql_int(b, "SELECT CONNECTION_ID()");
     CU_ASSERT(id1 > 0 && id2 > 0 && id1 != id2);
     drv_pool_put(p, b);
     drv_pool_destroy(p);
@@ -887,7 +838,7 @@ static void kill_conn(long long id)
     drv_conn *k = open_conn();
     char sql[64];
     snprintf(sql, sizeof sql, "KILL %lld", id);
-    sql_ok(k, sql);
+    dt_sql_ok(k, sql);
     drv_close(k);
 }
 
@@ -905,7 +856,7 @@ static void test_pool_killed_link(void)
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(a, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(insert_row(a, 701, "killed", &e), XA_OK);
-    long long id = sql_int(a, "SELECT CONNECTION_ID()");
+    long long id = dt_sql_int(a, "SELECT CONNECTION_ID()");
     kill_conn(id);
     int rc = drv_prepare(a, &x, &e);
     CU_ASSERT_EQUAL(rc, XAER_RMFAIL);
@@ -918,20 +869,20 @@ static void test_pool_killed_link(void)
     /* The pool hands out a working replacement. */
     drv_conn *b = NULL;
     CU_ASSERT_EQUAL_FATAL(drv_pool_get(p, 1000, &b, &e), XA_OK);
-    CU_ASSERT(sql_int(b, "SELECT CONNECTION_ID()") != id);
+    CU_ASSERT(dt_sql_int(b, "SELECT CONNECTION_ID()") != id);
     drv_conn *o = open_conn();
     CU_ASSERT_EQUAL(count_id(o, 701), 0); /* the server rolled the branch back */
     drv_close(o);
 
     /* Killed while idle in the pool: the health check on the way out (idle
      * > 1 s) notices and replaces it, so the caller never sees it. */
-    id = sql_int(b, "SELECT CONNECTION_ID()");
+    id = dt_sql_int(b, "SELECT CONNECTION_ID()");
     drv_pool_put(p, b);
     kill_conn(id);
     usleep(1200000);
     drv_conn *c = NULL;
     CU_ASSERT_EQUAL_FATAL(drv_pool_get(p, 1000, &c, &e), XA_OK);
-    long long id3 = sql_int(c, "SELECT CONNECTION_ID()");
+    long long id3 = dt_sql_int(c, "SELECT CONNECTION_ID()");
     CU_ASSERT(id3 > 0 && id3 != id);
     CU_ASSERT_FALSE(c->broken);
     drv_pool_put(p, c);
@@ -951,7 +902,7 @@ static void test_killed_after_prepare(void)
     xac_err_clear(&e);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(insert_row(c, 801, "killed-prepared", &e), XA_OK);
-    long long id = sql_int(c, "SELECT CONNECTION_ID()");
+    long long id = dt_sql_int(c, "SELECT CONNECTION_ID()");
     CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
     kill_conn(id);
     CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XAER_RMFAIL);
@@ -1018,7 +969,7 @@ static void test_socket_open(void)
     xac_err e;
     CU_ASSERT_EQUAL_FATAL(drv_open(&conf, &c, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_ping(c, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT 7"), 7);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 7"), 7);
     drv_close(c);
 }
 

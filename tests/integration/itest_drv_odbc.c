@@ -14,6 +14,7 @@
 
 #include "cu.h"
 #include "drv.h"
+#include "drv_check.h"
 
 #define RES "odbctest"
 
@@ -28,7 +29,6 @@ typedef struct dcase {
 } dcase;
 
 static dcase g_pg, g_my;
-static uint64_t g_seq;
 
 static const char *env(const char *name)
 {
@@ -88,76 +88,19 @@ static drv_conn *open_conn(dcase *d)
     return c;
 }
 
-static int sql_rc(drv_conn *c, const char *sql, xac_err *e)
-{
-    xac_rows r;
-    xac_rows_init(&r);
-    xac_err_clear(e);
-    int rc = drv_exec(c, sql, strlen(sql), NULL, 0, &r, e);
-    xac_rows_free(&r);
-    return rc;
-}
-
-static void sql_ok(drv_conn *c, const char *sql)
-{
-    xac_err e;
-    int rc = sql_rc(c, sql, &e);
-    if (rc != XA_OK)
-        fprintf(stderr, "exec %s: %s\n", sql, e.msg);
-    CU_ASSERT_EQUAL(rc, XA_OK);
-}
-
-/* The single integer a query returns, or -1. */
-static long long sql_int(drv_conn *c, const char *sql)
-{
-    xac_err e;
-    xac_rows r;
-    xac_rows_init(&r);
-    long long v = -1;
-    if (drv_exec(c, sql, strlen(sql), NULL, 0, &r, &e) == XA_OK && r.has_rows && r.nrows == 1) {
-        const char *s = xac_rows_cell(&r, 0, 0, NULL);
-        if (s != NULL)
-            v = atoll(s);
-    } else {
-        fprintf(stderr, "query %s failed: %s\n", sql, e.msg);
-    }
-    xac_rows_free(&r);
-    return v;
-}
-
 static void new_xid(xac_xid *x)
 {
-    char g[XAC_GTRID_MAX + 1];
-    xac_err e;
-    CU_ASSERT_FATAL(xac_gtrid_make(g, "itodbc", xac_now_wall_us(), ++g_seq, &e) == XAC_OK);
-    CU_ASSERT_FATAL(xac_xid_make(x, g, RES, &e) == XAC_OK);
+    dt_new_xid(x, "itodbc", RES);
 }
 
 static int insert_row(drv_conn *c, long long id, const char *name, xac_err *e)
 {
-    static const char sql[] = "INSERT INTO odbc_t (id, name) VALUES (?, ?)";
-    xac_value p[2];
-    memset(p, 0, sizeof p);
-    p[0].type = XAC_T_INT;
-    p[0].i = id;
-    p[1].type = XAC_T_TEXT;
-    p[1].s = name;
-    p[1].len = strlen(name);
-    xac_rows r;
-    xac_rows_init(&r);
-    xac_err_clear(e);
-    int rc = drv_exec(c, sql, sizeof sql - 1, p, 2, &r, e);
-    if (rc == XA_OK)
-        CU_ASSERT_EQUAL(r.affected, 1);
-    xac_rows_free(&r);
-    return rc;
+    return dt_insert_row(c, "odbc_t", id, name, e);
 }
 
 static long long count_id(drv_conn *c, long long id)
 {
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM odbc_t WHERE id = %lld", id);
-    return sql_int(c, sql);
+    return dt_count_id(c, "odbc_t", id);
 }
 
 /* Rolls back branches an earlier, interrupted run of this program left
@@ -179,8 +122,8 @@ static void reset_table(dcase *d)
 {
     drv_conn *c = open_conn(d);
     drop_leftovers(c);
-    sql_ok(c, "DROP TABLE IF EXISTS odbc_t");
-    sql_ok(c, "CREATE TABLE odbc_t (id BIGINT PRIMARY KEY, name VARCHAR(200))");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_t");
+    dt_sql_ok(c, "CREATE TABLE odbc_t (id BIGINT PRIMARY KEY, name VARCHAR(200))");
     drv_close(c);
 }
 
@@ -210,12 +153,12 @@ static void t_exec_types(dcase *d)
     drv_conn *c = open_conn(d);
     xac_err e;
     char sql[512];
-    sql_ok(c, "DROP TABLE IF EXISTS odbc_types");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_types");
     snprintf(sql, sizeof sql,
              "CREATE TABLE odbc_types (id BIGINT PRIMARY KEY, i BIGINT, d %s, s %s, b %s, "
              "n TEXT)",
              d->double_type, d->text_type, d->blob_type);
-    sql_ok(c, sql);
+    dt_sql_ok(c, sql);
 
     static const char blob[] = {'a', '\0', 'b', (char)0xff, '\n', '\''};
     static const char text[] = "h\xc3\xa9llo \xe2\x82\xac; 'quoted'";
@@ -322,7 +265,7 @@ static void t_exec_types(dcase *d)
     CU_ASSERT_EQUAL(rc, XA_OK);
     CU_ASSERT_EQUAL(r.affected, 2);
     xac_rows_free(&r);
-    sql_ok(c, "DROP TABLE odbc_types");
+    dt_sql_ok(c, "DROP TABLE odbc_types");
     drv_close(c);
 }
 
@@ -331,7 +274,7 @@ static void t_sql_error(dcase *d)
     NEED_ENV(d);
     drv_conn *c = open_conn(d);
     xac_err e;
-    int rc = sql_rc(c, "SELECT * FROM odbc_no_such_table", &e);
+    int rc = dt_sql_rc(c, "SELECT * FROM odbc_no_such_table", &e);
     CU_ASSERT_EQUAL(rc, XAER_RMERR);
     CU_ASSERT_EQUAL(e.code, XAC_ESQL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, d->missing_table_state));
@@ -341,7 +284,7 @@ static void t_sql_error(dcase *d)
     CU_ASSERT_STRING_EQUAL(e.resource, RES);
     CU_ASSERT_FALSE(c->broken);
     /* The connection is still good. */
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT 41 + 1"), 42);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 41 + 1"), 42);
     CU_ASSERT_EQUAL(drv_ping(c, &e), XA_OK);
     drv_close(c);
 }
@@ -549,7 +492,7 @@ static void t_nota(dcase *d)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE"));
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XAER_NOTA);
     CU_ASSERT_FALSE(c->broken);
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT 7"), 7);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 7"), 7);
     drv_close(c);
 }
 
@@ -563,17 +506,17 @@ static void t_braced_password(dcase *d)
     drv_conn *admin = open_conn(d);
     char sql[256];
     if (pg) {
-        sql_ok(admin, "DROP ROLE IF EXISTS xac_odbc_brace");
+        dt_sql_ok(admin, "DROP ROLE IF EXISTS xac_odbc_brace");
         snprintf(sql, sizeof sql, "CREATE ROLE xac_odbc_brace LOGIN PASSWORD '%s'", pw);
     } else {
-        sql_ok(admin, "DROP USER IF EXISTS 'xac_odbc_brace'@'%'");
+        dt_sql_ok(admin, "DROP USER IF EXISTS 'xac_odbc_brace'@'%'");
         snprintf(sql, sizeof sql, "CREATE USER 'xac_odbc_brace'@'%%' IDENTIFIED BY '%s'", pw);
     }
-    sql_ok(admin, sql);
+    dt_sql_ok(admin, sql);
     if (!pg) {
         snprintf(sql, sizeof sql, "GRANT SELECT ON %s.* TO 'xac_odbc_brace'@'%%'",
                  d->conf.database);
-        sql_ok(admin, sql);
+        dt_sql_ok(admin, sql);
     }
     drv_conf conf = d->conf;
     snprintf(conf.user, sizeof conf.user, "xac_odbc_brace");
@@ -586,10 +529,10 @@ static void t_braced_password(dcase *d)
         fprintf(stderr, "[%s] login with a braced password: %s\n", d->label, e.msg);
     CU_ASSERT_EQUAL(rc, XA_OK);
     if (c != NULL) {
-        CU_ASSERT_EQUAL(sql_int(c, "SELECT 5"), 5);
+        CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT 5"), 5);
         drv_close(c);
     }
-    sql_ok(admin, pg ? "DROP ROLE xac_odbc_brace" : "DROP USER 'xac_odbc_brace'@'%'");
+    dt_sql_ok(admin, pg ? "DROP ROLE xac_odbc_brace" : "DROP USER 'xac_odbc_brace'@'%'");
     drv_close(admin);
 }
 
@@ -612,9 +555,10 @@ static void t_socket(dcase *d)
         fprintf(stderr, "[%s] socket: %s\n", d->label, e.msg);
     CU_ASSERT_EQUAL_FATAL(rc, XA_OK);
     /* Connected over the socket, not TCP: the server sees no client address. */
-    long long tcp = sql_int(c, pg ? "SELECT CASE WHEN inet_client_addr() IS NULL THEN 0 ELSE 1 END"
-                                  : "SELECT COUNT(*) FROM information_schema.processlist WHERE "
-                                    "id = CONNECTION_ID() AND host LIKE '127.0.0.1%'");
+    long long tcp =
+        dt_sql_int(c, pg ? "SELECT CASE WHEN inet_client_addr() IS NULL THEN 0 ELSE 1 END"
+                         : "SELECT COUNT(*) FROM information_schema.processlist WHERE "
+                           "id = CONNECTION_ID() AND host LIKE '127.0.0.1%'");
     CU_ASSERT_EQUAL(tcp, 0);
     drv_close(c);
 }
@@ -634,9 +578,9 @@ static void t_dsn_extras(dcase *d)
     if (rc != XA_OK)
         fprintf(stderr, "[%s] dsn extras: %s\n", d->label, e.msg);
     CU_ASSERT_EQUAL_FATAL(rc, XA_OK);
-    CU_ASSERT_EQUAL(sql_int(c, pg ? "SELECT CASE WHEN current_setting('application_name') = "
-                                    "'xacodbc' THEN 77 ELSE 0 END"
-                                  : "SELECT @xac_t"),
+    CU_ASSERT_EQUAL(dt_sql_int(c, pg ? "SELECT CASE WHEN current_setting('application_name') = "
+                                       "'xacodbc' THEN 77 ELSE 0 END"
+                                     : "SELECT @xac_t"),
                     77);
     drv_close(c);
 }
@@ -648,18 +592,18 @@ static void t_conn_lost(dcase *d)
     bool pg = strcmp(d->label, "postgresql") == 0;
     drv_conn *victim = open_conn(d);
     drv_conn *killer = open_conn(d);
-    long long id = sql_int(victim, pg ? "SELECT pg_backend_pid()" : "SELECT CONNECTION_ID()");
+    long long id = dt_sql_int(victim, pg ? "SELECT pg_backend_pid()" : "SELECT CONNECTION_ID()");
     CU_ASSERT_FATAL(id > 0);
     char sql[128];
     snprintf(sql, sizeof sql, pg ? "SELECT pg_terminate_backend(%lld)" : "KILL %lld", id);
-    sql_ok(killer, sql);
+    dt_sql_ok(killer, sql);
     usleep(200 * 1000); /* let the server close the socket; the check below does not depend on it */
     xac_err e;
     int rc = XA_OK;
     /* The first statement may still be answered from a half-closed socket;
      * one of a few must notice. */
     for (int i = 0; i < 3 && rc == XA_OK; i++)
-        rc = sql_rc(victim, "SELECT 1", &e);
+        rc = dt_sql_rc(victim, "SELECT 1", &e);
     if (rc != XAER_RMFAIL)
         fprintf(stderr, "[%s] after the kill: rc %d: %s\n", d->label, rc, e.msg);
     CU_ASSERT_EQUAL(rc, XAER_RMFAIL);
@@ -681,39 +625,39 @@ static void t_pg_deferred_fk(void)
     drv_conn *c = open_conn(d);
     xac_xid x;
     xac_err e;
-    sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
-    sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
-    sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
-    sql_ok(c, "CREATE TABLE odbc_child (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES "
-              "odbc_parent(id) DEFERRABLE INITIALLY DEFERRED)");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
+    dt_sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
+    dt_sql_ok(c, "CREATE TABLE odbc_child (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES "
+                 "odbc_parent(id) DEFERRABLE INITIALLY DEFERRED)");
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_rc(c, "INSERT INTO odbc_child VALUES (1, 99)", &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (1, 99)", &e), XA_OK);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     int rc = drv_prepare(c, &x, &e);
     CU_ASSERT_EQUAL(rc, XA_RBINTEGRITY);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23503"));
     CU_ASSERT_FALSE(c->broken);
     CU_ASSERT_FALSE(in_doubt(c, &x));
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
     /* The same failure in one phase. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_rc(c, "INSERT INTO odbc_child VALUES (2, 99)", &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (2, 99)", &e), XA_OK);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_RBINTEGRITY);
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
     /* And a good branch afterwards. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_rc(c, "INSERT INTO odbc_parent VALUES (99)", &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_rc(c, "INSERT INTO odbc_child VALUES (3, 99)", &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_parent VALUES (99)", &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (3, 99)", &e), XA_OK);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 1);
-    sql_ok(c, "DROP TABLE odbc_child");
-    sql_ok(c, "DROP TABLE odbc_parent");
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 1);
+    dt_sql_ok(c, "DROP TABLE odbc_child");
+    dt_sql_ok(c, "DROP TABLE odbc_parent");
     drv_close(c);
 }
 
@@ -743,7 +687,7 @@ static void t_pg_error_dooms_branch(void)
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(insert_row(c, 52, "x", &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_rc(c, "SELECT 1/0", &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "SELECT 1/0", &e), XAER_RMERR);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_RBROLLBACK);
     CU_ASSERT_EQUAL(count_id(c, 52), 0);
@@ -777,7 +721,7 @@ static void t_pg_statement_timeout(void)
     xac_xid x;
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    int rc = sql_rc(c, "SELECT pg_sleep(30)", &e);
+    int rc = dt_sql_rc(c, "SELECT pg_sleep(30)", &e);
     CU_ASSERT_NOT_EQUAL(rc, XA_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE"));
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
@@ -801,7 +745,7 @@ static void t_pg_foreign_gid(void)
              "BEGIN; INSERT INTO odbc_t (id, name) VALUES (60, 'foreign'); "
              "PREPARE TRANSACTION '%s'",
              gid);
-    CU_ASSERT_EQUAL(sql_rc(f, sql, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(f, sql, &e), XA_OK);
     drv_close(f);
 
     drv_conn *c = open_conn(d);
@@ -817,7 +761,7 @@ static void t_pg_foreign_gid(void)
     free(list);
     CU_ASSERT_EQUAL(found, 1);
     snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", gid);
-    sql_ok(c, sql);
+    dt_sql_ok(c, sql);
     CU_ASSERT_EQUAL(count_id(c, 60), 0);
     drv_close(c);
 }
@@ -837,7 +781,7 @@ static int exec_params(drv_conn *c, const char *sql, const xac_value *p, size_t 
 static void expect_refused(drv_conn *c, const char *sql, const char *msg)
 {
     xac_err e;
-    int rc = sql_rc(c, sql, &e);
+    int rc = dt_sql_rc(c, sql, &e);
     if (rc != XAER_RMERR || strstr(e.msg, msg) == NULL || strstr(e.msg, RES) == NULL)
         fprintf(stderr, "expected refusal of [%s] with \"%s\", got %d: %s\n", sql, msg, rc, e.msg);
     CU_ASSERT_EQUAL(rc, XAER_RMERR);
@@ -908,9 +852,9 @@ static void t_pg_tx_control(void)
         "ROLLBACK TRANSACTION TO s2",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        sql_ok(c, ok[i]);
-    CU_ASSERT_EQUAL(sql_int(c, "SELECT COUNT(*) FROM odbc_t WHERE id = 70 AND name = 'before "
-                               "COMMIT'"),
+        dt_sql_ok(c, ok[i]);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_t WHERE id = 70 AND name = 'before "
+                                  "COMMIT'"),
                     1);
 
     /* TEXT with a NUL byte is refused; the same bytes as BLOB are fine. */
@@ -936,7 +880,7 @@ static void t_pg_tx_control(void)
 
     /* A COMMIT inside a DO block passes the check; the server refuses it
      * inside a transaction block. */
-    CU_ASSERT_EQUAL(sql_rc(c, "DO $$BEGIN COMMIT; END$$", &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "DO $$BEGIN COMMIT; END$$", &e), XAER_RMERR);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 2D000"));
 
     /* The refusals doomed the branch; rolling it back removes the row. */
@@ -958,7 +902,7 @@ static void t_pg_tx_control(void)
     CU_ASSERT_EQUAL(count_id(other, 71), 0);
 
     /* Outside a branch a statement is its own transaction: not checked. */
-    sql_ok(c, "SELECT 1; SELECT 2");
+    dt_sql_ok(c, "SELECT 1; SELECT 2");
     drv_close(other);
     drv_close(c);
 }
