@@ -282,7 +282,8 @@ static void *client_main(void *p)
             break;
         fill_txn(&t, g);
         uint64_t t0 = xac_now_mono_us();
-        a->rc = journal_commit(a->j, &t, &a->err);
+        bool in_doubt;
+        a->rc = journal_commit(a->j, &t, &in_doubt, &a->err);
         uint64_t dt = xac_now_mono_us() - t0;
         if (a->rc != XAC_OK)
             break;
@@ -428,7 +429,8 @@ static void *build_main(void *p)
         if (a->rc != XAC_OK)
             break;
         fill_txn(&t, g);
-        a->rc = journal_commit(a->j, &t, &a->err);
+        bool in_doubt;
+        a->rc = journal_commit(a->j, &t, &in_doubt, &a->err);
         if (a->rc != XAC_OK)
             break;
         if (n % PENDING_EVERY == 0) {

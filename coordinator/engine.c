@@ -1088,7 +1088,8 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
     fault_point(FAULT_BEFORE_DECISION);
     xac_err jerr;
     xac_err_clear(&jerr);
-    int rc = e->j != NULL ? journal_commit(e->j, &jt, &jerr)
+    bool in_doubt = false;
+    int rc = e->j != NULL ? journal_commit(e->j, &jt, &in_doubt, &jerr)
                           : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
     if (rc != XAC_OK) {
         xac_loge("engine: gtrid %s: the commit decision could not be made durable: %s; rolling "

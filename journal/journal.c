@@ -407,6 +407,13 @@ static int replay_all(journal *j, xac_err *err)
 
 int journal_open(const char *dir, int flags, journal **out, xac_err *err)
 {
+    journal_opts o = {.flags = flags};
+    return journal_open_opts(dir, &o, out, err);
+}
+
+int journal_open_opts(const char *dir, const journal_opts *o, journal **out, xac_err *err)
+{
+    int flags = o != NULL ? o->flags : 0;
     *out = NULL;
     if (dir == NULL || dir[0] == '\0')
         return xac_err_set(err, XAC_EINVAL, "no journal directory given");
@@ -505,8 +512,9 @@ static int refuse(journal *j, const char *what, const char *gtrid, xac_err *err)
     return XAC_OK;
 }
 
-int journal_commit(journal *j, const journal_txn *t, xac_err *err)
+int journal_commit(journal *j, const journal_txn *t, bool *in_doubt, xac_err *err)
 {
+    *in_doubt = false;
     if (j == NULL)
         return xac_err_set(err, XAC_EINVAL, "journal commit: no journal");
     int rc = jrec_check_txn(t, err);
@@ -538,6 +546,7 @@ int journal_commit(journal *j, const journal_txn *t, xac_err *err)
         tab_put(j, e);
         j->st.commits++;
     } else {
+        *in_doubt = true;
         rc = xac_err_set(err, XAC_EJOURNAL,
                          "commit of %s is not durable (its outcome is settled at the next "
                          "start-up; do not roll its branches back): %s",

@@ -201,7 +201,8 @@ static void record_commit(journal *j, const char *gtrid, const int *rs, int nr)
     t.decided_us = xac_now_wall_us();
     xac_err e;
     xac_err_clear(&e);
-    int rc = journal_commit(j, &t, &e);
+    bool in_doubt;
+    int rc = journal_commit(j, &t, &in_doubt, &e);
     if (rc != XAC_OK)
         fprintf(stderr, "\njournal_commit: %s\n", e.msg);
     CU_ASSERT_FATAL(rc == XAC_OK);

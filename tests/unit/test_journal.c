@@ -16,6 +16,8 @@
 #include "cu.h"
 #include "journal.h"
 
+static bool in_doubt; /* journal_commit's verdict on a failure, for the tests that look */
+
 #define SEG_NAME "0000000000000001.xacj"
 
 static char tdir[PATH_MAX];
@@ -65,7 +67,7 @@ static int commit(journal *j, const char *gtrid, int nb)
     txn(&t, gtrid, nb);
     xac_err e;
     xac_err_clear(&e);
-    return journal_commit(j, &t, &e);
+    return journal_commit(j, &t, &in_doubt, &e);
 }
 
 static journal *open_ok(int flags)
@@ -203,17 +205,17 @@ static void test_invalid_input(void)
     xac_err e;
     txn(&t, "n1.x.1", 2);
     snprintf(t.resources[1], sizeof t.resources[1], "bad name");
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "bad name"));
     txn(&t, "n1.x.1", 2);
     snprintf(t.resources[1], sizeof t.resources[1], "res_0");
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     txn(&t, "n1.x.1", 0);
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     txn(&t, "has space", 2);
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     txn(&t, "", 2);
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     CU_ASSERT_EQUAL(journal_end(j, "", &e), XAC_EINVAL);
     CU_ASSERT_EQUAL(fsize(tseg), 20);
     journal_close(j);
@@ -681,7 +683,7 @@ static void test_failure(void)
     journal_txn t;
     xac_err e;
     txn(&t, "n1.f.2", 2);
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EJOURNAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EJOURNAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, strerror(EBADF)));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, tseg));
     CU_ASSERT_FALSE(journal_is_committed(j, "n1.f.2"));
@@ -691,7 +693,7 @@ static void test_failure(void)
     CU_ASSERT_EQUAL(st.commits, 1);
     /* Failed for good: later commits are refused without another attempt. */
     txn(&t, "n1.f.3", 2);
-    CU_ASSERT_EQUAL(journal_commit(j, &t, &e), XAC_EJOURNAL);
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EJOURNAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, strerror(EBADF)));
     CU_ASSERT_EQUAL(journal_end(j, "n1.f.1", &e), XAC_EJOURNAL);
     journal_stats st2;
