@@ -1,8 +1,10 @@
-/* Segment files of the journal: naming, listing, atomic creation, header
- * checks and the replay scan that tells a torn tail (truncated) from
- * corruption (refused). All knowledge of segment files lives here, so that
- * rotation and compaction can be added in one place. Replay streams the file
- * through a fixed buffer: memory does not grow with the journal's history. */
+/* Segment files of the journal: naming, listing, atomic creation of
+ * zero-filled (preallocated) segments, header checks, the copy a salvage
+ * keeps, and the replay scan that tells the zero tail of a segment (its
+ * normal end) and a torn record (truncated) from corruption (refused, or
+ * skipped by salvage). Replay streams the file through a fixed buffer: memory
+ * does not grow with the journal's history. Segments are preallocated so that
+ * a commit's fdatasync writes data only, not the file's size. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal_int.h"
@@ -131,26 +134,55 @@ int jseg_fsync_dir(const char *dir, xac_err *err)
     return XAC_OK;
 }
 
-int jseg_create(const char *dir, uint64_t segno, int *fdp, xac_err *err)
+#define ZERO_CHUNK (1u << 20)
+
+/* Writes the header and zeros up to size. */
+static int fill_segment(int fd, uint64_t segno, uint64_t size)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    jseg_path(path, sizeof path, dir, segno);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint8_t h[JSEG_HDR_LEN];
     memcpy(h, JSEG_MAGIC, 4);
     jrec_put_u32(h + 4, JOURNAL_FORMAT_VERSION);
     jrec_put_u64(h + 8, segno);
     jrec_put_u32(h + 16, xac_crc32c(0, h, 16));
+    if (write_full(fd, h, sizeof h) != 0)
+        return -1;
+    uint8_t *z = calloc(1, ZERO_CHUNK);
+    if (z == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = 0;
+    for (uint64_t at = JSEG_HDR_LEN; at < size && rc == 0;) {
+        size_t n = size - at < ZERO_CHUNK ? (size_t)(size - at) : ZERO_CHUNK;
+        rc = write_full(fd, z, n);
+        at += n;
+    }
+    free(z);
+    return rc;
+}
+
+int jseg_create(const char *dir, uint64_t segno, uint64_t size, const journal_opts *o, int *fdp,
+                xac_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    jseg_path(path, sizeof path, dir, segno);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fault = o != NULL && o->io_fault != NULL ? o->io_fault(o->hook_ctx, JOURNAL_IO_CREATE) : 0;
+    if (fault != 0)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot create journal segment %s: %s (errno %d)",
+                           tmp, strerror(fault), fault);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return xac_err_set(err, XAC_EJOURNAL, "cannot create journal segment %s: %s (errno %d)",
                            tmp, strerror(errno), errno);
-    if (write_full(fd, h, sizeof h) != 0 || fsync(fd) != 0 || rename(tmp, path) != 0) {
+    if (fill_segment(fd, segno, size) != 0 || fsync(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
-        return xac_err_set(err, XAC_EJOURNAL, "cannot create journal segment %s: %s (errno %d)",
-                           path, strerror(e), e);
+        return xac_err_set(err, XAC_EJOURNAL,
+                           "cannot create journal segment %s (%" PRIu64
+                           " bytes, preallocated): %s (errno %d)",
+                           path, size, strerror(e), e);
     }
     int rc = jseg_fsync_dir(dir, err);
     if (rc != XAC_OK) {
@@ -159,6 +191,48 @@ int jseg_create(const char *dir, uint64_t segno, int *fdp, xac_err *err)
     }
     *fdp = fd;
     return XAC_OK;
+}
+
+int jseg_copy_aside(const char *dir, const char *path, char *copy, size_t copylen, xac_err *err)
+{
+    char ddir[PATH_MAX];
+    snprintf(ddir, sizeof ddir, "%s/damaged", dir);
+    if (mkdir(ddir, 0750) != 0 && errno != EEXIST)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot create %s: %s (errno %d)", ddir,
+                           strerror(errno), errno);
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    snprintf(copy, copylen, "%s/%s.%lld", ddir, base, (long long)time(NULL));
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    int out = in >= 0 ? open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640) : -1;
+    int rc = in >= 0 && out >= 0 ? 0 : -1;
+    uint8_t *buf = rc == 0 ? malloc(RBUF_LEN) : NULL;
+    if (rc == 0 && buf == NULL) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    while (rc == 0) {
+        ssize_t k = read(in, buf, RBUF_LEN);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -1 : 0;
+            break;
+        }
+        rc = write_full(out, buf, (size_t)k);
+    }
+    if (rc == 0 && fsync(out) != 0)
+        rc = -1;
+    int e = errno;
+    free(buf);
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rc != 0)
+        return xac_err_set(err, XAC_EJOURNAL, "cannot copy damaged segment %s to %s: %s (errno %d)",
+                           path, copy, strerror(e), e);
+    return jseg_fsync_dir(ddir, err);
 }
 
 /* A window onto the file, refilled by pread as the scan moves forward. */
@@ -277,104 +351,162 @@ static int corrupt(const char *path, uint64_t off, const char *why, xac_err *err
 }
 
 /* The tail from off is torn: truncate it (or ignore it when read-only). */
-static int torn(reader *r, const char *path, uint64_t off, bool last, bool readonly,
-                const char *why, xac_err *err)
+static int torn(reader *r, const jseg_scan *sc, uint64_t off, const char *why, xac_err *err)
 {
-    if (!last)
-        return corrupt(path, off, "torn record in a segment that is not the last", err);
-    if (readonly) {
+    if (!sc->last)
+        return corrupt(sc->path, off, "torn record in a segment that is not the last", err);
+    if (sc->readonly) {
         xac_logw("journal segment %s: torn record at byte offset %" PRIu64
                  " (%s); ignored, not truncated (read-only)",
-                 path, off, why);
+                 sc->path, off, why);
         return XAC_OK;
     }
     if (ftruncate(r->fd, (off_t)off) != 0 || fsync(r->fd) != 0)
         return xac_err_set(err, XAC_EJOURNAL,
                            "cannot truncate torn tail of journal segment %s at byte offset "
                            "%" PRIu64 ": %s (errno %d)",
-                           path, off, strerror(errno), errno);
+                           sc->path, off, strerror(errno), errno);
     xac_logw("journal segment %s: torn record at byte offset %" PRIu64 " (%s); truncated %" PRIu64
              " bytes",
-             path, off, why, r->size - off);
+             sc->path, off, why, r->size - off);
     return XAC_OK;
 }
 
-static int scan(reader *r, const char *path, bool last, bool readonly, jseg_apply_fn apply,
-                void *ctx, uint64_t *end, uint64_t *nrec, xac_err *err)
+/* Salvage: the offset of the next whole valid record after off, or the end
+ * of the file. */
+static int resync(reader *r, uint64_t off, uint64_t *next)
+{
+    for (uint64_t pos = off + 1; pos + JREC_HDR_LEN <= r->size; pos++) {
+        const uint8_t *p;
+        ssize_t k = rd_get(r, pos, JREC_MAX_LEN, &p);
+        if (k < 0)
+            return -1;
+        if (jrec_valid_at(p, (size_t)k)) {
+            *next = pos;
+            return 0;
+        }
+    }
+    *next = r->size;
+    return 0;
+}
+
+typedef enum { REC_OK, REC_END, REC_TORN, REC_CORRUPT, REC_IOERR } rec_verdict;
+
+/* A bad record at off is a torn write when nothing but zeros lies beyond the
+ * longest record that could start there and no whole record starts after it:
+ * a crash cuts a write short and leaves the rest of the (zero-filled or
+ * ended) file as it was. Anything else is damage. */
+static rec_verdict torn_or_corrupt(reader *r, uint64_t off)
+{
+    int z = zero_from(r, off + JREC_MAX_LEN);
+    if (z < 0)
+        return REC_IOERR;
+    return z && !valid_record_after(r, off + 1) ? REC_TORN : REC_CORRUPT;
+}
+
+/* Judges the record at off; fills why for TORN and CORRUPT. */
+static rec_verdict judge(reader *r, uint64_t off, jrec *rec, uint32_t *len, char *why,
+                         size_t whylen)
+{
+    uint64_t rem = r->size - off;
+    const uint8_t *p;
+    if (rem == 0)
+        return REC_END;
+    int z = zero_from(r, off);
+    if (z < 0)
+        return REC_IOERR;
+    if (z)
+        return REC_END; /* the preallocated rest of the segment */
+    if (rem < JREC_HDR_LEN) {
+        snprintf(why, whylen, "record header cut short");
+        return REC_TORN;
+    }
+    if (rd_get(r, off, JREC_HDR_LEN, &p) < JREC_HDR_LEN)
+        return REC_IOERR;
+    *len = jrec_get_u32(p);
+    uint32_t crc = jrec_get_u32(p + 4);
+    uint8_t type = p[8];
+    if (*len < JREC_MIN_PAYLOAD || *len > JREC_MAX_PAYLOAD) {
+        snprintf(why, whylen, "record length %" PRIu32 " out of range", *len);
+        return torn_or_corrupt(r, off);
+    }
+    if (rem < JREC_HDR_LEN + (uint64_t)*len) {
+        snprintf(why, whylen, "record cut short");
+        return torn_or_corrupt(r, off);
+    }
+    if (rd_get(r, off, JREC_HDR_LEN + *len, &p) < (ssize_t)(JREC_HDR_LEN + *len))
+        return REC_IOERR;
+    uint32_t calc = xac_crc32c(0, p + 8, (size_t)*len + 1);
+    if (calc != crc) {
+        snprintf(why, whylen, "CRC mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", crc,
+                 calc);
+        return torn_or_corrupt(r, off);
+    }
+    /* A write cut short never yields a matching CRC: this is damage. */
+    const char *bad = jrec_decode(type, p + JREC_HDR_LEN, *len, rec);
+    if (bad != NULL) {
+        snprintf(why, whylen, "%s", bad);
+        return REC_CORRUPT;
+    }
+    return REC_OK;
+}
+
+static int scan(reader *r, jseg_scan *sc, xac_err *err)
 {
     uint64_t off = JSEG_HDR_LEN;
     for (;;) {
-        *end = off;
-        if (off == r->size)
-            return XAC_OK;
-        uint64_t rem = r->size - off;
-        const uint8_t *p;
-        if (rem < JREC_HDR_LEN)
-            return torn(r, path, off, last, readonly, "record header cut short", err);
-        if (rd_get(r, off, JREC_HDR_LEN, &p) < JREC_HDR_LEN)
-            goto ioerr;
-        uint32_t len = jrec_get_u32(p), crc = jrec_get_u32(p + 4);
-        uint8_t type = p[8];
-        if (len == 0 && crc == 0 && type == 0) {
-            int z = zero_from(r, off);
-            if (z < 0)
-                goto ioerr;
-            if (z)
-                return torn(r, path, off, last, readonly, "zero-filled tail", err);
-        }
-        if (len < JREC_MIN_PAYLOAD || len > JREC_MAX_PAYLOAD) {
-            char why[80];
-            snprintf(why, sizeof why, "record length %" PRIu32 " out of range", len);
-            return corrupt(path, off, why, err);
-        }
-        if (rem < JREC_HDR_LEN + (uint64_t)len) {
-            /* A prefix of a record, unless a good record follows: then the
-             * length itself is damaged and this is not the end. */
-            if (valid_record_after(r, off + 1))
-                return corrupt(path, off, "record length runs past a valid record", err);
-            return torn(r, path, off, last, readonly, "record cut short", err);
-        }
-        if (rd_get(r, off, JREC_HDR_LEN + len, &p) < (ssize_t)(JREC_HDR_LEN + len))
-            goto ioerr;
-        uint32_t calc = xac_crc32c(0, p + 8, (size_t)len + 1);
-        if (calc != crc) {
-            int z = zero_from(r, off + JREC_HDR_LEN + len);
-            if (z < 0)
-                goto ioerr;
-            if (z)
-                return torn(r, path, off, last, readonly, "CRC mismatch in the last record", err);
-            char why[96];
-            snprintf(why, sizeof why, "CRC mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")",
-                     crc, calc);
-            return corrupt(path, off, why, err);
-        }
+        sc->end = off;
         jrec rec;
-        const char *why = jrec_decode(type, p + JREC_HDR_LEN, len, &rec);
-        if (why != NULL)
-            return corrupt(path, off, why, err);
-        apply(ctx, &rec);
-        (*nrec)++;
-        off += JREC_HDR_LEN + len;
+        uint32_t len = 0;
+        char why[128];
+        switch (judge(r, off, &rec, &len, why, sizeof why)) {
+        case REC_OK:
+            sc->apply(sc->ctx, &rec);
+            sc->nrec++;
+            off += JREC_HDR_LEN + len;
+            continue;
+        case REC_END:
+            return XAC_OK;
+        case REC_TORN:
+            if (!sc->salvage || sc->last)
+                return torn(r, sc, off, why, err);
+            break;
+        case REC_CORRUPT:
+            if (!sc->salvage)
+                return corrupt(sc->path, off, why, err);
+            break;
+        case REC_IOERR:
+            return xac_err_set(err, XAC_EJOURNAL,
+                               "cannot read journal segment %s at byte offset %" PRIu64
+                               ": %s (errno %d)",
+                               sc->path, off, strerror(errno), errno);
+        }
+        uint64_t next;
+        if (resync(r, off, &next) != 0)
+            return xac_err_set(err, XAC_EJOURNAL,
+                               "cannot read journal segment %s at byte offset %" PRIu64
+                               ": %s (errno %d)",
+                               sc->path, off, strerror(errno), errno);
+        xac_logw("journal segment %s: SALVAGE skipped bytes %" PRIu64 " to %" PRIu64
+                 " (%s); commit decisions in them are lost",
+                 sc->path, off, next, why);
+        sc->skipped += next - off;
+        off = next;
     }
-ioerr:
-    return xac_err_set(err, XAC_EJOURNAL,
-                       "cannot read journal segment %s at byte offset %" PRIu64 ": %s (errno %d)",
-                       path, *end, strerror(errno), errno);
 }
 
-int jseg_replay(int fd, const char *path, uint64_t segno, bool last, bool readonly,
-                jseg_apply_fn apply, void *ctx, uint64_t *end, uint64_t *nrec, xac_err *err)
+int jseg_replay(int fd, jseg_scan *sc, xac_err *err)
 {
     struct stat sb;
     if (fstat(fd, &sb) != 0)
-        return xac_err_set(err, XAC_EJOURNAL, "cannot stat journal segment %s: %s (errno %d)", path,
-                           strerror(errno), errno);
+        return xac_err_set(err, XAC_EJOURNAL, "cannot stat journal segment %s: %s (errno %d)",
+                           sc->path, strerror(errno), errno);
     reader r = {.fd = fd, .size = (uint64_t)sb.st_size, .buf = malloc(RBUF_LEN)};
     if (r.buf == NULL)
-        return xac_err_set(err, XAC_ENOMEM, "out of memory replaying journal segment %s", path);
-    int rc = check_header(&r, path, segno, err);
+        return xac_err_set(err, XAC_ENOMEM, "out of memory replaying journal segment %s", sc->path);
+    int rc = check_header(&r, sc->path, sc->segno, err);
     if (rc == XAC_OK)
-        rc = scan(&r, path, last, readonly, apply, ctx, end, nrec, err);
+        rc = scan(&r, sc, err);
     free(r.buf);
     return rc;
 }
