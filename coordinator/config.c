@@ -4,6 +4,7 @@
  * an operator can fix it without guessing; on any error nothing is returned. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "journal.h"
 
 /* What a loader step needs to report errors: the file and the error out. */
 typedef struct loader {
@@ -392,6 +395,86 @@ static int load_testing(loader *L, const config_setting_t *root, xacd_config *cf
     return XAC_OK;
 }
 
+/* "16777216", "64K", "16M", "1G" (also "16MiB"): binary multiples, as the
+ * journal counts them. False on anything else, overflow included. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return false;
+    uint64_t v = 0;
+    for (; isdigit((unsigned char)*s); s++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    unsigned shift = 0;
+    switch (*s) {
+    case '\0':
+        break;
+    case 'K':
+    case 'k':
+        shift = 10;
+        break;
+    case 'M':
+    case 'm':
+        shift = 20;
+        break;
+    case 'G':
+    case 'g':
+        shift = 30;
+        break;
+    default:
+        return false;
+    }
+    if (shift > 0) {
+        s++;
+        if (strcmp(s, "iB") == 0 || strcmp(s, "B") == 0)
+            s += strlen(s);
+        if (*s != '\0' || v > (UINT64_MAX >> shift))
+            return false;
+        v <<= shift;
+    }
+    *out = v;
+    return true;
+}
+
+/* journal_segment_size: bytes as an integer, or a string with K/M/G. */
+static int load_segment_size(loader *L, const config_setting_t *root, xacd_config *cfg)
+{
+    const config_setting_t *s = config_setting_get_member(root, "journal_segment_size");
+    if (s == NULL)
+        return XAC_OK;
+    uint64_t v = 0;
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        long long n = config_setting_get_int64(s);
+        if (n < 0)
+            return fail(L, s,
+                        "journal_segment_size must be between %u (64K) and %u (1G) bytes (got "
+                        "%lld)",
+                        JOURNAL_SEGMENT_SIZE_MIN, JOURNAL_SEGMENT_SIZE_MAX, n);
+        v = (uint64_t)n;
+    } else if (t == CONFIG_TYPE_STRING) {
+        const char *str = config_setting_get_string(s);
+        if (!parse_size(str, &v))
+            return fail(L, s,
+                        "journal_segment_size \"%.64s\" is not a size: give bytes (16777216) or "
+                        "a number with K, M or G (\"16M\")",
+                        str);
+    } else {
+        return fail(L, s,
+                    "journal_segment_size must be a number of bytes (16777216) or a string "
+                    "with K, M or G (\"16M\")");
+    }
+    if (v < JOURNAL_SEGMENT_SIZE_MIN || v > JOURNAL_SEGMENT_SIZE_MAX)
+        return fail(L, s,
+                    "journal_segment_size must be between %u (64K) and %u (1G) bytes (got "
+                    "%llu)",
+                    JOURNAL_SEGMENT_SIZE_MIN, JOURNAL_SEGMENT_SIZE_MAX, (unsigned long long)v);
+    cfg->journal_segment_size = v;
+    return XAC_OK;
+}
+
 static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_config *cfg,
                          drv_conf *r)
 {
@@ -533,14 +616,16 @@ static void set_defaults(xacd_config *cfg)
     cfg->max_frame = XAC_FRAME_DEFAULT_MAX;
     cfg->max_sessions_per_client = 256;
     cfg->workers = 16;
+    cfg->journal_segment_size = JOURNAL_SEGMENT_SIZE_DEFAULT;
     cfg->log_level = XAC_LOG_INFO;
 }
 
 static int load_root(loader *L, const config_setting_t *root, xacd_config *cfg)
 {
-    static const char *const keys[] = {"node_id", "listen",  "journal_dir", "timeouts",
-                                       "limits",  "workers", "log",         "resources",
-                                       "clients", "testing", NULL};
+    static const char *const keys[] = {
+        "node_id",   "listen",  "journal_dir", "journal_segment_size",
+        "timeouts",  "limits",  "workers",     "log",
+        "resources", "clients", "testing",     NULL};
     int rc;
     if ((rc = check_keys(L, root, keys, "")) != XAC_OK)
         return rc;
@@ -566,7 +651,8 @@ static int load_root(loader *L, const config_setting_t *root, xacd_config *cfg)
         return fail(L, config_setting_get_member(root, "journal_dir"), "journal_dir is empty");
     long long workers;
     bool found;
-    if ((rc = load_listen(L, root, cfg)) != XAC_OK ||
+    if ((rc = load_segment_size(L, root, cfg)) != XAC_OK ||
+        (rc = load_listen(L, root, cfg)) != XAC_OK ||
         (rc = load_timeouts(L, root, cfg)) != XAC_OK ||
         (rc = load_limits(L, root, cfg)) != XAC_OK || (rc = load_log(L, root, cfg)) != XAC_OK ||
         (rc = load_testing(L, root, cfg)) != XAC_OK ||

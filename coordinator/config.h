@@ -23,9 +23,10 @@ typedef struct xacd_config {
     char tcp_host[256];  /* "" = no TCP listener */
     int tcp_port;
     char journal_dir[PATH_MAX];
-    uint32_t tx_timeout_ms;      /* default transaction timeout */
-    uint32_t max_tx_timeout_ms;  /* upper bound a client may ask for */
-    uint32_t prepare_timeout_ms; /* per-branch statement timeout in phase one */
+    uint64_t journal_segment_size; /* bytes per journal segment file */
+    uint32_t tx_timeout_ms;        /* default transaction timeout */
+    uint32_t max_tx_timeout_ms;    /* upper bound a client may ask for */
+    uint32_t prepare_timeout_ms;   /* per-branch statement timeout in phase one */
     uint32_t connect_timeout_ms;
     uint32_t pool_wait_ms; /* how long EXEC waits for a pooled connection */
     uint32_t max_frame;

@@ -2,7 +2,9 @@
  * fans phase one and phase two out across resources, the timeout reaper and the
  * presumed-abort protocol of design.md. The commit point is journal_commit:
  * nothing before it may be reported committed, nothing after it may be rolled
- * back. */
+ * back. When the journal cannot tell whether a decision reached the disk, the
+ * transaction is held: its branches stay prepared, it counts as live for
+ * recovery, and the next start-up's replay of the journal settles it. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,11 +103,16 @@ struct engine {
     uint64_t boot_us;
     atomic_uint_fast64_t seq;
 
-    pthread_mutex_t tmu; /* the table and the ring */
+    pthread_mutex_t tmu; /* the table, the ring and the held set */
     txn *buckets[ENGINE_BUCKETS];
     outcome *ring;
     size_t ring_next;
     size_t ring_count;
+    /* Gtrids whose commit decision may or may not be on disk (journal_commit
+     * said in doubt). Their branches stay prepared until a restart; recovery
+     * must treat them as live, STATUS must not claim an outcome. */
+    char (*held)[XAC_GTRID_MAX + 1];
+    size_t nheld, held_cap;
 
     workers w;
     bool workers_started;
@@ -124,6 +131,7 @@ struct engine {
     pthread_cond_t qcv;
     bool recov_needed;
     bool recov_stop;
+    atomic_bool hold_undecided; /* the journal was salvaged: see rec_ctx */
 };
 
 /* ----------------------------------------------------------- helpers */
@@ -324,6 +332,37 @@ static void txn_finish(engine *e, txn *t, int state)
     ring_add_locked(e, t->gtrid, state);
     table_remove_locked(e, t);
     pthread_mutex_unlock(&e->tmu);
+}
+
+static bool held_find_locked(const engine *e, const char *gtrid)
+{
+    for (size_t i = 0; i < e->nheld; i++)
+        if (strcmp(e->held[i], gtrid) == 0)
+            return true;
+    return false;
+}
+
+/* Moves t from the live table to the held set in one step, so that recovery
+ * never sees it as neither. False when out of memory (t is still removed). */
+static bool txn_hold(engine *e, txn *t)
+{
+    bool ok = true;
+    pthread_mutex_lock(&e->tmu);
+    if (e->nheld == e->held_cap) {
+        size_t ncap = e->held_cap ? e->held_cap * 2 : 16;
+        void *p = realloc(e->held, ncap * sizeof *e->held);
+        if (p != NULL) {
+            e->held = p;
+            e->held_cap = ncap;
+        }
+    }
+    if (e->nheld < e->held_cap)
+        snprintf(e->held[e->nheld++], sizeof e->held[0], "%s", t->gtrid);
+    else
+        ok = false;
+    table_remove_locked(e, t);
+    pthread_mutex_unlock(&e->tmu);
+    return ok;
 }
 
 static void txn_free(txn *t)
@@ -637,6 +676,11 @@ static bool live_cb(void *arg, const char *gtrid)
     return engine_is_live(arg, gtrid);
 }
 
+static void ended_cb(void *arg, const char *gtrid)
+{
+    engine_recovered(arg, gtrid);
+}
+
 /* Sleeps up to ms on qcv (qmu held); false when asked to stop. */
 static bool recov_wait_locked(engine *e, unsigned ms)
 {
@@ -673,12 +717,17 @@ static void *recov_main(void *arg)
                        .resources = e->cfg->resources,
                        .nresources = e->cfg->nresources,
                        .is_live = live_cb,
-                       .live_arg = e};
+                       .live_arg = e,
+                       .hold_undecided = atomic_load(&e->hold_undecided),
+                       .on_ended = ended_cb,
+                       .ended_arg = e};
         rec_report r;
         xac_err err;
         xac_err_clear(&err);
         xac_logi("engine: recovery pass for branches left in doubt");
         int rc = rec_pass(&ctx, &r, &err);
+        /* Held branches are not retried: nothing changes for them before a
+         * restart (or the operator). */
         bool again = rc != XAC_OK || r.failed > 0 || r.resources_down > 0;
         if (rc != XAC_OK)
             xac_logw("engine: recovery pass failed: %s", err.msg);
@@ -805,6 +854,7 @@ void engine_destroy(engine *e)
         drv_pool_destroy(e->pools[i]);
     free(e->pools);
     free(e->ring);
+    free(e->held);
     pthread_mutex_destroy(&e->tmu);
     pthread_mutex_destroy(&e->rmu);
     pthread_cond_destroy(&e->rcv);
@@ -1050,6 +1100,37 @@ static int abort_all(engine *e, txn *t, const char *res, const char *fmt_msg, xa
     return xac_err_setr(err, XAC_EROLLBACK, res, "%s", fmt_msg);
 }
 
+/* journal_commit could not say whether the decision reached the disk. The
+ * next start-up's replay will know, so nothing may be decided here: the
+ * prepared branches stay prepared (their connections are closed, not pooled:
+ * a connection with a prepared branch on it is of no use to anyone else, and
+ * MariaDB lets recovery finish the branch only once that session is gone),
+ * and the gtrid is held so that recovery leaves it alone and STATUS claims no
+ * outcome. */
+static int leave_in_doubt(engine *e, txn *t, const xac_err *jerr, xac_err *err)
+{
+    for (size_t i = 0; i < t->nbr; i++) {
+        branch *b = &t->br[i];
+        if (b->state == BR_PREPARED)
+            b->state = BR_LEFT;
+        branch_release(e, b);
+    }
+    bool held = txn_hold(e, t);
+    xac_loge("engine: gtrid %s: OUTCOME UNKNOWN: the journal cannot tell whether its commit "
+             "decision reached the disk (%s); its branches stay prepared until xacd restarts with "
+             "a working journal, whose replay settles it%s",
+             t->gtrid, jerr->msg,
+             held ? ""
+                  : " (out of memory: it is not in the held set; recovery still holds it "
+                    "while the journal has failed)");
+    /* The cause goes last: a long one is cut short, the advice is not. */
+    return xac_err_set(err, XAC_EJOURNAL,
+                       "outcome unknown: the commit decision may or may not have reached the "
+                       "journal. The branches stay prepared; the outcome is settled when xacd "
+                       "restarts with a working journal. Ask STATUS for %s after that. Cause: %s",
+                       t->gtrid, jerr->msg);
+}
+
 static int commit_two_phase(engine *e, txn *t, xac_err *err)
 {
     atomic_store(&t->state, XAC_STATE_PREPARING);
@@ -1091,12 +1172,23 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
     bool in_doubt = false;
     int rc = e->j != NULL ? journal_commit(e->j, &jt, &in_doubt, &jerr)
                           : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
+    if (rc != XAC_OK && in_doubt)
+        return leave_in_doubt(e, t, &jerr, err);
     if (rc != XAC_OK) {
         xac_loge("engine: gtrid %s: the commit decision could not be made durable: %s; rolling "
                  "back every branch",
                  t->gtrid, jerr.msg);
+        journal_stats st = {0};
+        if (e->j != NULL)
+            journal_get_stats(e->j, &st);
+        /* Until a restart every commit will be refused: say so, the cause
+         * alone does not tell the client. */
+        const char *note = st.failed ? " (the journal has failed: xacd refuses every "
+                                       "multi-resource commit until it is restarted)"
+                                     : "";
         char msg[XAC_ERR_MSG_MAX];
-        snprintf(msg, sizeof msg, "journal: %.*s", XAC_ERR_MSG_MAX - 16, jerr.msg);
+        snprintf(msg, sizeof msg, "journal: %.*s%s", (int)(XAC_ERR_MSG_MAX - 16 - strlen(note)),
+                 jerr.msg, note);
         return abort_all(e, t, "", msg, err);
     }
     /* The commit point: from here on the only way is forward. */
@@ -1186,6 +1278,12 @@ int engine_status(engine *e, const char *gtrid)
         pthread_mutex_unlock(&e->tmu);
         return st;
     }
+    if (held_find_locked(e, gtrid)) {
+        /* Undecided until a restart: not an outcome, and not UNKNOWN (which
+         * would say it did not commit). */
+        pthread_mutex_unlock(&e->tmu);
+        return XAC_STATE_PREPARING;
+    }
     /* Newest first: a gtrid is finished once, but be exact anyway. */
     for (size_t k = 0; k < e->ring_count; k++) {
         size_t i = (e->ring_next + ENGINE_RING - 1 - k) % ENGINE_RING;
@@ -1204,7 +1302,19 @@ int engine_status(engine *e, const char *gtrid)
 bool engine_is_live(engine *e, const char *gtrid)
 {
     pthread_mutex_lock(&e->tmu);
-    bool live = table_find_locked(e, gtrid) != NULL;
+    bool live = table_find_locked(e, gtrid) != NULL || held_find_locked(e, gtrid);
     pthread_mutex_unlock(&e->tmu);
     return live;
+}
+
+void engine_recovered(engine *e, const char *gtrid)
+{
+    pthread_mutex_lock(&e->tmu);
+    ring_add_locked(e, gtrid, XAC_STATE_COMMITTED);
+    pthread_mutex_unlock(&e->tmu);
+}
+
+void engine_hold_undecided(engine *e)
+{
+    atomic_store(&e->hold_undecided, true);
 }

@@ -32,14 +32,25 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
 
 /* Commits t and frees it. XAC_OK: committed. XAC_EROLLBACK: every branch was
  * rolled back; err->resource and err->msg say which resource refused and why.
+ * XAC_EJOURNAL: the outcome is unknown; the journal could not tell whether the
+ * decision reached the disk, the branches stay prepared, and the gtrid is held
+ * (live for recovery, PREPARING for STATUS) until a restart's replay settles
+ * it. XAC_ERMFAIL: a one-phase commit whose outcome the database holds.
  * The return never precedes the durability of a commit decision. */
 int engine_commit(engine *e, txn *t, xac_err *err);
 /* Rolls t back and frees it. Always ends with t freed. */
 int engine_rollback(engine *e, txn *t, xac_err *err);
 
-/* XAC_STATE_* of a gtrid: live, recently finished, or committed in the journal. */
+/* XAC_STATE_* of a gtrid: live, held (PREPARING), recently finished, or
+ * committed in the journal. */
 int engine_status(engine *e, const char *gtrid);
-/* For recovery: is gtrid live in this process? */
+/* For recovery: is gtrid live (or held) in this process? */
 bool engine_is_live(engine *e, const char *gtrid);
+/* Recovery finished gtrid (committed, END written): STATUS reports COMMITTED
+ * for it from now on, as for a transaction this process committed. */
+void engine_recovered(engine *e, const char *gtrid);
+/* The journal was salvaged and may lack decisions: from now on the engine's
+ * recovery passes hold branches without a COMMIT record (rec_ctx). */
+void engine_hold_undecided(engine *e);
 
 #endif

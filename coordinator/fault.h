@@ -1,12 +1,18 @@
-/* Crash points for tests. A crash point is a named step of the protocol; when
- * the configuration sets testing.fault_injection = true and the environment
- * variable XAC_CRASH_AT names that step, xacd kills itself with SIGKILL there,
- * so that tests can check what recovery makes of the state left behind.
- * XAC_CRASH_AT=name:N fires at the N-th time the point is reached (N from 1). */
+/* Crash points and journal I/O faults for tests. A crash point is a named step
+ * of the protocol; when the configuration sets testing.fault_injection = true
+ * and the environment variable XAC_CRASH_AT names that step, xacd kills itself
+ * with SIGKILL there, so that tests can check what recovery makes of the state
+ * left behind. XAC_CRASH_AT=name:N fires at the N-th time the point is reached
+ * (N from 1). The journal's own writer steps are crash points too, named
+ * "journal-" + the step (journal.h). XAC_JOURNAL_FAULT=op[:N[:errno]][,...]
+ * makes the journal's I/O operation op (write, sync, create, cut) fail with
+ * errno (EIO by default) from its N-th call (default 1st) on. */
 #ifndef XACD_FAULT_H
 #define XACD_FAULT_H
 
 #include <stdbool.h>
+
+#include "journal.h"
 
 /* The named points, in protocol order; docs/architecture.md lists them. */
 #define FAULT_AFTER_FIRST_PREPARE "after-first-prepare" /* one branch voted yes */
@@ -14,12 +20,21 @@
 #define FAULT_AFTER_DECISION      "after-decision"      /* decision durable, no phase two */
 #define FAULT_AFTER_FIRST_COMMIT  "after-first-commit"  /* one branch committed */
 #define FAULT_BEFORE_END          "before-end"          /* all committed, no END record */
+/* The journal writer's steps (journal_opts.step), prefixed. */
+#define FAULT_JOURNAL_PREFIX "journal-"
 
-/* Reads XAC_CRASH_AT once; a no-op unless enabled. Logs that it is armed. */
+/* Reads XAC_CRASH_AT and XAC_JOURNAL_FAULT once; a no-op unless enabled.
+ * Logs what it armed, and warns about a spec it cannot use. */
 void fault_arm(bool enabled);
 /* Kills the process when name is the armed point (and its count is reached). */
 void fault_point(const char *name);
-/* All known names, NULL-terminated, for --help and validation. */
+/* All known crash point names, NULL-terminated, for --help and validation. */
 const char *const *fault_names(void);
+
+/* Hooks for journal_opts (io_fault, step); ctx is unused. The io hook returns
+ * the armed errno for op from its N-th call on, else 0. The step hook is
+ * fault_point("journal-" + name). */
+int fault_journal_io(void *ctx, journal_io op);
+void fault_journal_step(void *ctx, const char *name);
 
 #endif

@@ -21,7 +21,7 @@
 
 static void usage(void)
 {
-    xac_out("Usage: xacd [-c FILE] [--check-config] [--help] [--version]\n"
+    xac_out("Usage: xacd [-c FILE] [--check-config] [--salvage-journal] [--help] [--version]\n"
             "\n"
             "xac's XA two-phase-commit coordinator. It serves the xac client protocol on\n"
             "the listeners of its config file until SIGTERM or SIGINT.\n"
@@ -29,16 +29,34 @@ static void usage(void)
             "Options:\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "      --check-config  validate the configuration file and exit\n"
+            "      --salvage-journal\n"
+            "                      start on a damaged decision journal: copy each damaged\n"
+            "                      segment into JOURNAL_DIR/damaged/, skip the bad bytes and\n"
+            "                      replay the rest. Commit decisions in the skipped bytes\n"
+            "                      are LOST: a transaction whose COMMIT was there may be\n"
+            "                      committed on some resources and prepared on others. So\n"
+            "                      in this run recovery commits what the journal still\n"
+            "                      knows but leaves every other in-doubt branch prepared\n"
+            "                      (its locks stay held). Stop xacd, check those branches\n"
+            "                      with 'xacctl list' and the databases, settle the ones\n"
+            "                      you know by hand, and only then restart without this\n"
+            "                      option: its recovery rolls the rest back (presumed\n"
+            "                      abort). Use it only after xacd refused to start on a\n"
+            "                      corrupt journal\n"
             "  -h, --help          show this help and exit\n"
             "  -V, --version       show the version and exit\n"
             "\n"
-            "Environment:\n"
-            "  XAC_CRASH_AT=POINT[:N]  for crash tests only: kill xacd with SIGKILL the N-th\n"
-            "                          time (default 1st) it reaches POINT. Ignored unless the\n"
-            "                          config sets testing.fault_injection = true. Points:\n");
+            "Environment (for tests only; ignored unless the config sets\n"
+            "testing.fault_injection = true):\n"
+            "  XAC_CRASH_AT=POINT[:N]  kill xacd with SIGKILL the N-th time (default 1st)\n"
+            "                          it reaches POINT. Points:\n");
     for (const char *const *n = fault_names(); n != NULL && *n != NULL; n++)
         xac_out("                            %s\n", *n);
-    xac_out("\n"
+    xac_out("  XAC_JOURNAL_FAULT=OP[:N[:ERRNO]][,...]\n"
+            "                          make the journal's OP (write, sync, create, cut) fail\n"
+            "                          with ERRNO (EIO, ENOSPC, EDQUOT, EROFS or a number;\n"
+            "                          default EIO) from its N-th call (default 1st) on\n"
+            "\n"
             "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage\n"
             "or configuration error.\n");
 }
@@ -64,14 +82,24 @@ static bool live_adapter(void *arg, const char *gtrid)
     return engine_is_live(arg, gtrid);
 }
 
-static void recovery_pass(const xacd_config *cfg, journal *j, engine *e)
+static void ended_adapter(void *arg, const char *gtrid)
+{
+    engine_recovered(arg, gtrid);
+}
+
+/* hold: the journal was salvaged, so a branch without a COMMIT record may have
+ * lost it: leave such branches prepared for the operator. */
+static void recovery_pass(const xacd_config *cfg, journal *j, engine *e, bool hold)
 {
     rec_ctx ctx = {.node_id = cfg->node_id,
                    .journal = j,
                    .resources = cfg->resources,
                    .nresources = cfg->nresources,
                    .is_live = live_adapter,
-                   .live_arg = e};
+                   .live_arg = e,
+                   .hold_undecided = hold,
+                   .on_ended = ended_adapter,
+                   .ended_arg = e};
     rec_report rep;
     memset(&rep, 0, sizeof rep);
     xac_err err;
@@ -80,13 +108,65 @@ static void recovery_pass(const xacd_config *cfg, journal *j, engine *e)
         xac_loge("recovery pass failed: %s", err.msg);
         return;
     }
-    xac_logi("recovery: committed %zu, rolled back %zu, live %zu, foreign %zu, failed %zu, "
-             "resources down %zu, ended %zu",
-             rep.committed, rep.rolled_back, rep.live, rep.foreign, rep.failed, rep.resources_down,
-             rep.ended);
+    xac_logi("recovery: committed %zu, rolled back %zu, live %zu, foreign %zu, held %zu, "
+             "failed %zu, resources down %zu, ended %zu",
+             rep.committed, rep.rolled_back, rep.live, rep.foreign, rep.held, rep.failed,
+             rep.resources_down, rep.ended);
+    if (rep.held > 0)
+        xac_logw("recovery: %zu branch(es) without a COMMIT record are left prepared because the "
+                 "journal was salvaged: list them with 'xacctl list' (stop xacd first) and "
+                 "settle them by hand, or restart xacd without --salvage-journal to roll them "
+                 "back (presumed abort)",
+                 rep.held);
 }
 
-static int run(const xacd_config *cfg)
+/* Whether a failed open was a damaged record, which --salvage-journal can get
+ * past. Not its lock, its directory or the disk, and not a bad segment header:
+ * that may be a journal of another format, which salvage would throw away. */
+static bool journal_damaged(const xac_err *err)
+{
+    return err->code == XAC_EJOURNAL && strstr(err->msg, " is corrupt at byte offset ") != NULL;
+}
+
+/* Opens the journal; *salvaged says whether a salvage open skipped bytes. */
+static int open_journal(const xacd_config *cfg, bool salvage, journal **j, bool *salvaged)
+{
+    *salvaged = false;
+    journal_opts o = {.flags = salvage ? JOURNAL_SALVAGE : 0,
+                      .segment_size = cfg->journal_segment_size};
+    if (cfg->fault_injection) {
+        o.io_fault = fault_journal_io;
+        o.step = fault_journal_step;
+    }
+    xac_err err;
+    xac_err_clear(&err);
+    if (journal_open_opts(cfg->journal_dir, &o, j, &err) != XAC_OK) {
+        xac_loge("cannot open the journal: %s", err.msg);
+        if (!salvage && journal_damaged(&err))
+            xac_loge("the journal in %s is damaged. 'xacd --salvage-journal' starts anyway: it "
+                     "keeps a copy of the damaged segment in %s/damaged/ and skips the bad "
+                     "bytes, and the commit decisions in them are lost. See 'xacd --help' "
+                     "before you use it",
+                     cfg->journal_dir, cfg->journal_dir);
+        return XAC_EJOURNAL;
+    }
+    if (salvage) {
+        journal_stats st;
+        journal_get_stats(*j, &st);
+        *salvaged = st.salvaged > 0;
+        if (st.salvaged > 0)
+            xac_logw("journal salvaged: %llu damaged byte(s) skipped (a copy is in %s/damaged/); "
+                     "commit decisions in them are lost. Recovery in this run leaves branches "
+                     "without a COMMIT record prepared; check them with 'xacctl list' (xacd "
+                     "stopped) before you let recovery roll them back",
+                     (unsigned long long)st.salvaged, cfg->journal_dir);
+        else
+            xac_logi("--salvage-journal: the journal had no damage to skip");
+    }
+    return XAC_OK;
+}
+
+static int run(const xacd_config *cfg, bool salvage)
 {
     xac_err err;
     xac_err_clear(&err);
@@ -95,16 +175,17 @@ static int run(const xacd_config *cfg)
     server *s = NULL;
     int status = 1;
 
-    if (journal_open(cfg->journal_dir, 0, &j, &err) != XAC_OK) {
-        xac_loge("cannot open the journal: %s", err.msg);
+    bool salvaged = false;
+    if (open_journal(cfg, salvage, &j, &salvaged) != XAC_OK)
         return 1;
-    }
     if (engine_create(cfg, j, &e, &err) != XAC_OK) {
         xac_loge("cannot start the engine: %s", err.msg);
         journal_close(j);
         return 1;
     }
-    recovery_pass(cfg, j, e);
+    if (salvaged)
+        engine_hold_undecided(e);
+    recovery_pass(cfg, j, e, salvaged);
     if (server_create(cfg, e, &s, &err) != XAC_OK) {
         xac_loge("cannot start the server: %s", err.msg);
         engine_destroy(e);
@@ -141,13 +222,13 @@ static int run(const xacd_config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'C'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},    {"check-config", no_argument, NULL, 'C'},
+        {"salvage-journal", no_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
     const char *path = DEFAULT_CONFIG;
     bool check_only = false;
+    bool salvage = false;
     xac_err err;
     xac_err_clear(&err);
     xac_log_init("xacd", XAC_LOG_INFO, NULL, &err);
@@ -161,6 +242,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             check_only = true;
+            break;
+        case 'S':
+            salvage = true;
             break;
         case 'h':
             usage();
@@ -207,7 +291,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fault_arm(cfg.fault_injection);
-    int status = run(&cfg);
+    int status = run(&cfg, salvage);
     config_free(&cfg);
     return status;
 }

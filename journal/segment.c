@@ -350,25 +350,30 @@ static int corrupt(const char *path, uint64_t off, const char *why, xac_err *err
                        path, off, why);
 }
 
-/* The tail from off is torn: truncate it (or ignore it when read-only). */
+/* The tail from off is torn: zero it in place, so that the segment keeps
+ * its preallocated size (or ignore it when read-only). By the torn rule only
+ * the longest record's worth of bytes after off can be non-zero. */
 static int torn(reader *r, const jseg_scan *sc, uint64_t off, const char *why, xac_err *err)
 {
     if (!sc->last)
         return corrupt(sc->path, off, "torn record in a segment that is not the last", err);
     if (sc->readonly) {
         xac_logw("journal segment %s: torn record at byte offset %" PRIu64
-                 " (%s); ignored, not truncated (read-only)",
+                 " (%s); ignored, not repaired (read-only)",
                  sc->path, off, why);
         return XAC_OK;
     }
-    if (ftruncate(r->fd, (off_t)off) != 0 || fsync(r->fd) != 0)
+    uint64_t n = r->size - off < JREC_MAX_LEN ? r->size - off : JREC_MAX_LEN;
+    uint8_t zeros[JREC_MAX_LEN];
+    memset(zeros, 0, sizeof zeros);
+    if (pwrite(r->fd, zeros, (size_t)n, (off_t)off) != (ssize_t)n || fdatasync(r->fd) != 0)
         return xac_err_set(err, XAC_EJOURNAL,
-                           "cannot truncate torn tail of journal segment %s at byte offset "
+                           "cannot zero the torn tail of journal segment %s at byte offset "
                            "%" PRIu64 ": %s (errno %d)",
                            sc->path, off, strerror(errno), errno);
-    xac_logw("journal segment %s: torn record at byte offset %" PRIu64 " (%s); truncated %" PRIu64
+    xac_logw("journal segment %s: torn record at byte offset %" PRIu64 " (%s); zeroed %" PRIu64
              " bytes",
-             sc->path, off, why, r->size - off);
+             sc->path, off, why, n);
     return XAC_OK;
 }
 

@@ -220,6 +220,8 @@ static void write_out(journal *j, jbuf *carry, jbatch *b, bool force_rotate, uin
         }
     }
     uint64_t off = j->off;
+    if (carry->len + len == 0)
+        return; /* a compaction with nothing live: the new segment is synced */
     struct iovec iov[2] = {{carry->data, carry->len}, {b->buf.data, len}};
     int e = jw_fault(j, JOURNAL_IO_WRITE);
     if (e == 0 && pwritev_all(j->seg_fd, iov, 2, off) != 0)

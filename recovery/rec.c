@@ -2,7 +2,10 @@
  * connection, keeps this node's own, and resolves them against the journal
  * under presumed abort. The one rule that must never break: a gtrid with a
  * COMMIT record is never rolled back, so liveness is checked before the journal
- * (a transaction leaves the live table only after its decision is logged). */
+ * (a transaction leaves the live table only after its decision is logged; one
+ * whose record the journal could not confirm stays live, held by the engine,
+ * until a restart). And a failed journal stops every rollback: a COMMIT it
+ * could not confirm may be on disk all the same. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,8 @@ const char *rec_decision_name(rec_decision d)
         return "live: in progress";
     case REC_FOREIGN:
         return "foreign: not ours";
+    case REC_HELD:
+        return "unknown: held";
     }
     return "?";
 }
@@ -42,6 +47,19 @@ static bool belongs_elsewhere(const rec_ctx *ctx, size_t ri, const drv_indoubt *
     return false;
 }
 
+static bool journal_failed(const rec_ctx *ctx)
+{
+    journal_stats st;
+    journal_get_stats(ctx->journal, &st);
+    return st.failed;
+}
+
+/* Whether the journal may lack a decision it was asked to make durable. */
+static bool must_hold(const rec_ctx *ctx)
+{
+    return ctx->hold_undecided || journal_failed(ctx);
+}
+
 static rec_decision decide(const rec_ctx *ctx, size_t ri, const drv_indoubt *d)
 {
     if (!d->decoded || !xac_xid_is_ours_on(&d->xid, ctx->node_id, ctx->resources[ri].name))
@@ -51,6 +69,8 @@ static rec_decision decide(const rec_ctx *ctx, size_t ri, const drv_indoubt *d)
         return REC_LIVE;
     if (journal_is_committed(ctx->journal, d->xid.gtrid))
         return REC_COMMIT;
+    if (must_hold(ctx))
+        return REC_HELD;
     return REC_ROLLBACK;
 }
 
@@ -188,10 +208,19 @@ static void resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
         return;
     }
     /* REC_ROLLBACK. Check the journal once more right before acting: a COMMIT
-     * record must win whatever happened since the listing. */
+     * record must win whatever happened since the listing, and a journal that
+     * failed since then may hold a COMMIT it could not confirm. */
     if (is_live(ctx, g) || journal_is_committed(ctx->journal, g)) {
         xac_logi("recovery: gtrid %s on resource %s changed state during the pass; next pass", g,
                  res);
+        return;
+    }
+    if (must_hold(ctx)) {
+        xac_logw("recovery: gtrid %s on resource %s is left prepared: the journal failed during "
+                 "the pass and may hold its COMMIT; xacd settles it when it restarts with a "
+                 "working journal",
+                 g, res);
+        r->held++;
         return;
     }
     int x = drv_rollback(c, &d->xid, &e);
@@ -261,6 +290,18 @@ int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
             case REC_LIVE:
                 r->live++;
                 break;
+            case REC_HELD:
+                r->held++;
+                xac_logw("recovery: gtrid %s on resource %s is left prepared: no COMMIT record, "
+                         "but the journal %s; %s",
+                         d->xid.gtrid, res,
+                         ctx->hold_undecided ? "was salvaged and may have lost it"
+                                             : "has failed and may hold one it could not confirm",
+                         ctx->hold_undecided
+                             ? "settle it by hand (xacctl list, xacd stopped) or restart xacd "
+                               "without --salvage-journal to roll it back"
+                             : "xacd settles it when it restarts with a working journal");
+                break;
             case REC_COMMIT:
             case REC_ROLLBACK:
                 if (c->broken) {
@@ -284,8 +325,12 @@ int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
         free(list);
     }
 
+    bool failed = journal_failed(ctx);
     if (ss.oom) {
         xac_logw("recovery: out of memory tracking branches; no END record written this pass");
+    } else if (failed) {
+        if (npend > 0)
+            xac_logw("recovery: the journal has failed; END records wait for a restart");
     } else if (r->resources_down == 0) {
         for (size_t i = 0; i < npend; i++) {
             if (!cand[i])
@@ -302,6 +347,8 @@ int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
                 xac_logi("recovery: gtrid %s is done on every resource; END written",
                          pend[i].gtrid);
                 r->ended++;
+                if (ctx->on_ended != NULL)
+                    ctx->on_ended(ctx->ended_arg, pend[i].gtrid);
             } else {
                 xac_logw("recovery: END record for gtrid %s not written: %s", pend[i].gtrid, e.msg);
             }
@@ -313,10 +360,10 @@ int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
     free(ss.v);
     free(pend);
     free(cand);
-    if (r->committed || r->rolled_back || r->failed || r->resources_down || r->ended)
+    if (r->committed || r->rolled_back || r->held || r->failed || r->resources_down || r->ended)
         xac_logi("recovery: pass done: %zu committed, %zu rolled back, %zu live, %zu foreign, "
-                 "%zu failed, %zu resource(s) down, %zu ended",
-                 r->committed, r->rolled_back, r->live, r->foreign, r->failed, r->resources_down,
-                 r->ended);
+                 "%zu held, %zu failed, %zu resource(s) down, %zu ended",
+                 r->committed, r->rolled_back, r->live, r->foreign, r->held, r->failed,
+                 r->resources_down, r->ended);
     return XAC_OK;
 }

@@ -3,14 +3,19 @@
 # protocol in the middle of a transfer; after a restart, whose recovery pass
 # runs before "xacd ready", every resource must agree: all committed (once the
 # decision was durable) or all rolled back (before it), and no prepared branch
-# of ours may be left anywhere.
+# of ours may be left anywhere. The journal writer's own steps are crash points
+# too: killed after the batch with the COMMIT record was written but before
+# its fdatasync, the record may or may not be found on replay (a killed
+# process leaves it in the page cache, a power cut might not), so both sides
+# only have to agree; killed after the fdatasync, it must be committed.
 . "$(dirname "$0")/lib.sh"
 it_setup
 T=it_crash
 it_drop_tables() { drop_accounts $T; }
 
-# crash_case POINT EXPECT RESOURCES: EXPECT is committed or rolled_back;
-# RESOURCES are the resources the transfer credits (bank_a is debited).
+# crash_case POINT EXPECT RESOURCES: EXPECT is committed, rolled_back or
+# either (all-or-nothing, whichever); RESOURCES are the resources the transfer
+# credits (bank_a is debited).
 crash_case() {
     local point=$1 expect=$2
     shift 2
@@ -37,6 +42,15 @@ crash_case() {
     b=$(bal_b $T)
     c=$(bal_c $T)
     local want_a=100 want_b=100 want_c=100
+    if [ "$expect" = either ]; then
+        # bank_a decides which; every credited resource must then follow.
+        case $a in
+        $((100 - 10 * n))) expect=committed ;;
+        100) expect=rolled_back ;;
+        *) fail "$point: bank_a holds $a: neither committed nor rolled back" ;;
+        esac
+        it_log "$point: the transfer was $expect after recovery"
+    fi
     if [ "$expect" = committed ]; then
         want_a=$((100 - 10 * n))
         for r in "${credit[@]}"; do
@@ -80,6 +94,8 @@ check_xacctl_list() {
     after-decision) want=$([ "$nours" = "$n" ] && [ "$ncommit" = "$n" ] && echo y) ;;
     after-first-commit) want=$([ "$nours" -lt "$n" ] && [ "$ncommit" = "$nours" ] && echo y) ;;
     before-end) want=$([ "$nours" = 0 ] && echo y) ;;
+    journal-batch-written) want=$([ "$nours" = "$n" ] && { [ "$ncommit" = "$n" ] || [ "$nroll" = "$n" ]; } && echo y) ;;
+    journal-batch-synced) want=$([ "$nours" = "$n" ] && [ "$ncommit" = "$n" ] && echo y) ;;
     esac
     [ "$want" = y ] || fail "$point: xacctl list shows $nours branch(es) of $gtrid ($ncommit committed, $nroll to roll back) out of $n"
     it_log "ok: $point: xacctl list shows $nours in-doubt branch(es): $ncommit committed, $nroll to roll back"
@@ -97,6 +113,12 @@ crash_case before-decision rolled_back bank_b bank_c
 crash_case after-decision committed bank_b bank_c
 crash_case after-first-commit committed bank_b bank_c
 crash_case before-end committed bank_b bank_c
+
+# The journal writer's steps, during a two-resource commit.
+crash_case journal-batch-written either bank_b
+crash_case journal-batch-synced committed bank_b
+crash_case journal-batch-written either bank_b bank_c
+crash_case journal-batch-synced committed bank_b bank_c
 
 it_log "a crash point fires only for transactions with more than one branch"
 make_accounts $T 100

@@ -70,6 +70,7 @@ static void test_valid_full(void)
              "node_id = \"node-7\";\n"
              "listen = { unix = \"%s/x.sock\"; tcp = \"127.0.0.1:7411\"; };\n"
              "journal_dir = \"%s/journal\";\n"
+             "journal_segment_size = \"1M\";\n"
              "timeouts = { transaction_ms = 1000; max_transaction_ms = 2000; prepare_ms = 300;\n"
              "             connect_ms = 400; pool_wait_ms = 0; };\n"
              "limits = { max_frame = 65536; max_sessions_per_client = 3; };\n"
@@ -103,6 +104,7 @@ static void test_valid_full(void)
     CU_ASSERT_EQUAL(cfg.max_frame, 65536);
     CU_ASSERT_EQUAL(cfg.max_sessions_per_client, 3);
     CU_ASSERT_EQUAL(cfg.workers, 4);
+    CU_ASSERT_EQUAL(cfg.journal_segment_size, 1u << 20);
     CU_ASSERT_EQUAL(cfg.log_level, XAC_LOG_DEBUG);
     CU_ASSERT_PTR_NOT_NULL(strstr(cfg.log_file, "/xacd.log"));
     CU_ASSERT_TRUE(cfg.fault_injection);
@@ -146,6 +148,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.max_frame, 16u * 1024 * 1024);
     CU_ASSERT_EQUAL(cfg.max_sessions_per_client, 256);
     CU_ASSERT_EQUAL(cfg.workers, 16);
+    CU_ASSERT_EQUAL(cfg.journal_segment_size, 16u << 20);
     CU_ASSERT_EQUAL(cfg.log_level, XAC_LOG_INFO);
     CU_ASSERT_STRING_EQUAL(cfg.log_file, "");
     CU_ASSERT_FALSE(cfg.fault_injection);
@@ -407,6 +410,65 @@ static void test_listen_tcp(void)
     expect_error(&err, 3, "no listener");
 }
 
+/* Loads a config whose third line is "journal_segment_size = VALUE;". */
+static int load_segment_size(const char *value, xacd_config *cfg, xac_err *err)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "node_id = \"n1\";\njournal_dir = \"/j\";\njournal_segment_size = %s;\n"
+             "resources = (\n" RES_A "\n);\n"
+             "clients = ( { name = \"app\"; token = \"t\"; } );\n",
+             value);
+    return load_text(text, cfg, err);
+}
+
+static void test_segment_size(void)
+{
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } good[] = {{"65536", 65536},          {"16777216", 16u << 20},   {"1073741824", 1u << 30},
+                {"\"64K\"", 64u << 10},    {"\"64k\"", 64u << 10},    {"\"16M\"", 16u << 20},
+                {"\"16MiB\"", 16u << 20},  {"\"256MB\"", 256u << 20}, {"\"1G\"", 1u << 30},
+                {"\"131072\"", 128u << 10}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        xacd_config cfg;
+        xac_err err;
+        int rc = load_segment_size(good[i].text, &cfg, &err);
+        if (rc != XAC_OK)
+            fprintf(stderr, "\n%s: %s\n", good[i].text, err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, XAC_OK);
+        CU_ASSERT_EQUAL(cfg.journal_segment_size, good[i].bytes);
+        config_free(&cfg);
+    }
+
+    static const struct {
+        const char *text, *want;
+    } bad[] = {{"65535", "must be between 65536 (64K) and 1073741824 (1G) bytes (got 65535)"},
+               {"0", "must be between 65536"},
+               {"-1", "must be between 65536"},
+               {"1073741825", "(got 1073741825)"},
+               {"\"63K\"", "(got 64512)"},
+               {"\"2G\"", "(got 2147483648)"},
+               {"\"99999999999999999999G\"", "is not a size"},
+               {"\"16X\"", "journal_segment_size \"16X\" is not a size"},
+               {"\"16 M\"", "is not a size"},
+               {"\"M\"", "is not a size"},
+               {"\"\"", "is not a size"},
+               {"\"16Mi\"", "is not a size"},
+               {"1.5", "must be a number of bytes"},
+               {"true", "must be a number of bytes"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        xacd_config cfg;
+        xac_err err;
+        CU_ASSERT_EQUAL(load_segment_size(bad[i].text, &cfg, &err), XAC_ECONFIG);
+        expect_error(&err, 3, bad[i].want);
+        if (strstr(err.msg, bad[i].want) == NULL)
+            fprintf(stderr, "\n%s: %s\n", bad[i].text, err.msg);
+        CU_ASSERT_PTR_NULL(cfg.resources);
+    }
+}
+
 static int setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/xac-test-config-XXXXXX");
@@ -442,6 +504,7 @@ int cu_register(void)
                                     {"password and password_file", test_password_and_file},
                                     {"token_file mode", test_token_file_mode},
                                     {"listen", test_listen_tcp},
+                                    {"journal_segment_size", test_segment_size},
                                     {NULL, NULL}};
     if (setup() != 0)
         return CUE_SINIT_FAILED;

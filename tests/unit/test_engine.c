@@ -1,10 +1,15 @@
 /* The engine's paths that need no database (coordinator/engine.c): gtrids,
  * transactions without branches, unknown resources, rollback-only after an
- * unreachable resource, timeouts, the live table and the outcome ring. The
- * one resource points at a closed port, so every connection attempt fails. */
+ * unreachable resource, timeouts, the live table and the outcome ring, and
+ * what STATUS says about transactions recovery finished or the journal holds.
+ * The one resource points at a closed port, so every connection attempt
+ * fails. (A COMMIT the journal leaves in doubt needs prepared branches: see
+ * tests/integration/test_journal_fail.sh.) */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cu.h"
 #include "engine.h"
@@ -34,17 +39,22 @@ static void setup(void)
     cfg.nresources = 1;
 }
 
-static engine *make(void)
+static engine *make_with(journal *j)
 {
     setup();
     engine *e = NULL;
     xac_err err;
     xac_err_clear(&err);
-    int rc = engine_create(&cfg, NULL, &e, &err);
+    int rc = engine_create(&cfg, j, &e, &err);
     if (rc != XAC_OK)
         fprintf(stderr, "\nengine_create: %s\n", err.msg);
     CU_ASSERT_FATAL(rc == XAC_OK);
     return e;
+}
+
+static engine *make(void)
+{
+    return make_with(NULL);
 }
 
 static void sleep_ms(long ms)
@@ -175,6 +185,58 @@ static void test_destroy_with_live(void)
     engine_destroy(e); /* rolls back and frees t; must not crash or leak under ASan */
 }
 
+/* A gtrid recovery committed and ended is reported COMMITTED, not UNKNOWN
+ * (which would tell a client asking after a restart that it did not commit). */
+static void test_recovered_status(void)
+{
+    engine *e = make();
+    const char *g = "unit1.1234.5";
+    CU_ASSERT_EQUAL(engine_status(e, g), XAC_STATE_UNKNOWN);
+    engine_recovered(e, g);
+    CU_ASSERT_EQUAL(engine_status(e, g), XAC_STATE_COMMITTED);
+    CU_ASSERT_FALSE(engine_is_live(e, g));
+    CU_ASSERT_EQUAL(engine_status(e, "unit1.1234.6"), XAC_STATE_UNKNOWN);
+    engine_destroy(e);
+}
+
+/* With a journal: a COMMIT record not yet ended is COMMITTING, an ended one
+ * is forgotten; holding undecided branches changes nothing for STATUS. */
+static void test_journal_status(void)
+{
+    char dir[] = "/tmp/xac-test-engine-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char jdir[64];
+    snprintf(jdir, sizeof jdir, "%s/j", dir);
+    journal *j = NULL;
+    xac_err err;
+    xac_err_clear(&err);
+    CU_ASSERT_FATAL(journal_open(jdir, 0, &j, &err) == XAC_OK);
+    journal_txn t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.gtrid, sizeof t.gtrid, "unit1.99.1");
+    t.nbranches = 2;
+    snprintf(t.resources[0], sizeof t.resources[0], "dead");
+    snprintf(t.resources[1], sizeof t.resources[1], "other");
+    bool in_doubt = true;
+    CU_ASSERT_FATAL(journal_commit(j, &t, &in_doubt, &err) == XAC_OK);
+    CU_ASSERT_FALSE(in_doubt);
+
+    engine *e = make_with(j);
+    engine_hold_undecided(e);
+    CU_ASSERT_EQUAL(engine_status(e, "unit1.99.1"), XAC_STATE_COMMITTING);
+    CU_ASSERT_FALSE(engine_is_live(e, "unit1.99.1"));
+    CU_ASSERT_EQUAL(journal_end(j, "unit1.99.1", &err), XAC_OK);
+    CU_ASSERT_EQUAL(engine_status(e, "unit1.99.1"), XAC_STATE_UNKNOWN);
+    engine_recovered(e, "unit1.99.1");
+    CU_ASSERT_EQUAL(engine_status(e, "unit1.99.1"), XAC_STATE_COMMITTED);
+    engine_destroy(e);
+    journal_close(j);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 int cu_register(void)
 {
     static const cu_test tests[] = {
@@ -185,6 +247,8 @@ int cu_register(void)
         {"timeout capped", test_timeout_capped},
         {"ring of outcomes", test_ring},
         {"destroy with live txn", test_destroy_with_live},
+        {"status of a recovered gtrid", test_recovered_status},
+        {"status from the journal", test_journal_status},
         {NULL, NULL}};
     return cu_add_suite("engine", tests);
 }

@@ -1,6 +1,11 @@
-/* Crash points (coordinator/fault.c): each case runs in a forked child, which
- * must die of SIGKILL exactly at the armed point and hit, and live otherwise. */
+/* Crash points and journal I/O faults (coordinator/fault.c). Each crash case
+ * runs in a forked child, which must die of SIGKILL exactly at the armed point
+ * and hit, and live otherwise. The journal's steps reach the same points
+ * through the step hook. I/O faults run in this process: the hook must return
+ * the armed errno from the armed call on, and 0 for everything else. */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -11,7 +16,8 @@
 
 /* Runs the scenario in a child: arm with spec and enabled, then reach point
  * `name` `times` times. Returns the child's wait status. */
-static int run_child(const char *spec, bool enabled, const char *name, int times)
+static int run_child_via(const char *spec, bool enabled, const char *name, int times,
+                         bool journal_step)
 {
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
@@ -20,14 +26,24 @@ static int run_child(const char *spec, bool enabled, const char *name, int times
             setenv("XAC_CRASH_AT", spec, 1);
         else
             unsetenv("XAC_CRASH_AT");
+        unsetenv("XAC_JOURNAL_FAULT");
         fault_arm(enabled);
-        for (int i = 0; i < times; i++)
-            fault_point(name);
+        for (int i = 0; i < times; i++) {
+            if (journal_step)
+                fault_journal_step(NULL, name);
+            else
+                fault_point(name);
+        }
         _exit(7);
     }
     int st = 0;
     CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
     return st;
+}
+
+static int run_child(const char *spec, bool enabled, const char *name, int times)
+{
+    return run_child_via(spec, enabled, name, times, false);
 }
 
 static bool killed(int st)
@@ -77,19 +93,156 @@ static void test_names(void)
     size_t k = 0;
     while (n[k] != NULL)
         k++;
-    CU_ASSERT_EQUAL(k, 5);
+    CU_ASSERT_EQUAL(k, 11);
     CU_ASSERT_STRING_EQUAL(n[0], FAULT_AFTER_FIRST_PREPARE);
     CU_ASSERT_STRING_EQUAL(n[4], FAULT_BEFORE_END);
+    CU_ASSERT_STRING_EQUAL(n[5], "journal-batch-written");
+    CU_ASSERT_STRING_EQUAL(n[6], "journal-batch-synced");
+    CU_ASSERT_STRING_EQUAL(n[7], "journal-segment-created");
+    CU_ASSERT_STRING_EQUAL(n[8], "journal-segment-switched");
+    CU_ASSERT_STRING_EQUAL(n[9], "journal-carried");
+    CU_ASSERT_STRING_EQUAL(n[10], "journal-segment-deleted");
+}
+
+/* journal.h's step names, as the writer passes them to the hook. */
+static void test_journal_steps(void)
+{
+    static const char *const steps[] = {"batch-written",    "batch-synced", "segment-created",
+                                        "segment-switched", "carried",      "segment-deleted"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "journal-%s", steps[i]);
+        CU_ASSERT_TRUE(killed(run_child_via(spec, true, steps[i], 1, true)));
+        /* The unprefixed name is not a crash point of the engine's. */
+        CU_ASSERT_TRUE(lived(run_child_via(steps[i], true, steps[i], 3, true)));
+        CU_ASSERT_TRUE(lived(run_child_via(spec, false, steps[i], 3, true)));
+    }
+    CU_ASSERT_TRUE(lived(run_child_via("journal-batch-synced:3", true, "batch-synced", 2, true)));
+    CU_ASSERT_TRUE(killed(run_child_via("journal-batch-synced:3", true, "batch-synced", 3, true)));
+    CU_ASSERT_TRUE(lived(run_child_via("journal-batch-synced", true, "batch-written", 4, true)));
+}
+
+/* Arms XAC_JOURNAL_FAULT=spec in this process (no crash point). */
+static void arm_io(const char *spec, bool enabled)
+{
+    unsetenv("XAC_CRASH_AT");
+    if (spec != NULL)
+        setenv("XAC_JOURNAL_FAULT", spec, 1);
+    else
+        unsetenv("XAC_JOURNAL_FAULT");
+    fault_arm(enabled);
+}
+
+/* Calls the io hook for op n times and writes the results into got. */
+static void io_calls(journal_io op, int n, int *got)
+{
+    for (int i = 0; i < n; i++)
+        got[i] = fault_journal_io(NULL, op);
+}
+
+static void test_io_fault_default(void)
+{
+    int got[4];
+    arm_io("sync", true);
+    io_calls(JOURNAL_IO_SYNC, 3, got);
+    CU_ASSERT_EQUAL(got[0], EIO);
+    CU_ASSERT_EQUAL(got[1], EIO); /* and every later call */
+    CU_ASSERT_EQUAL(got[2], EIO);
+    io_calls(JOURNAL_IO_WRITE, 2, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    CU_ASSERT_EQUAL(got[1], 0);
+    io_calls(JOURNAL_IO_CREATE, 1, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    io_calls(JOURNAL_IO_CUT, 1, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+}
+
+static void test_io_fault_count_and_errno(void)
+{
+    int got[4];
+    arm_io("write:3:ENOSPC", true);
+    io_calls(JOURNAL_IO_WRITE, 4, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    CU_ASSERT_EQUAL(got[1], 0);
+    CU_ASSERT_EQUAL(got[2], ENOSPC);
+    CU_ASSERT_EQUAL(got[3], ENOSPC);
+
+    arm_io("create:1:28", true);
+    io_calls(JOURNAL_IO_CREATE, 1, got);
+    CU_ASSERT_EQUAL(got[0], 28);
+    io_calls(JOURNAL_IO_WRITE, 1, got); /* re-arming dropped the earlier write fault */
+    CU_ASSERT_EQUAL(got[0], 0);
+
+    arm_io("cut:2:EIO", true);
+    io_calls(JOURNAL_IO_CUT, 2, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    CU_ASSERT_EQUAL(got[1], EIO);
+}
+
+static void test_io_fault_list(void)
+{
+    int got[2];
+    arm_io("sync,cut", true);
+    io_calls(JOURNAL_IO_SYNC, 1, got);
+    CU_ASSERT_EQUAL(got[0], EIO);
+    io_calls(JOURNAL_IO_CUT, 1, got);
+    CU_ASSERT_EQUAL(got[0], EIO);
+    io_calls(JOURNAL_IO_WRITE, 1, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+
+    arm_io("create:2:ENOSPC,write:1:5", true);
+    io_calls(JOURNAL_IO_CREATE, 2, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    CU_ASSERT_EQUAL(got[1], ENOSPC);
+    io_calls(JOURNAL_IO_WRITE, 1, got);
+    CU_ASSERT_EQUAL(got[0], 5);
+}
+
+/* A spec with any mistake arms nothing, not even its good parts. */
+static void test_io_fault_bad_specs(void)
+{
+    static const char *const bad[] = {"fsync",      "sync:0",          "sync:x",     "sync:1:EWHAT",
+                                      "sync:1:0",   "sync:1:5000",     "sync:1:5:6", "sync,sync",
+                                      "sync,bogus", "write:2:ENOSPC,", ":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int got[2];
+        arm_io(bad[i], true);
+        io_calls(JOURNAL_IO_SYNC, 2, got);
+        if (got[0] != 0 || got[1] != 0)
+            fprintf(stderr, "\nXAC_JOURNAL_FAULT=%s armed a fault\n", bad[i]);
+        CU_ASSERT_EQUAL(got[0], 0);
+        CU_ASSERT_EQUAL(got[1], 0);
+        io_calls(JOURNAL_IO_WRITE, 2, got);
+        CU_ASSERT_EQUAL(got[1], 0);
+    }
+}
+
+static void test_io_fault_disabled(void)
+{
+    int got[1];
+    arm_io("sync", false);
+    io_calls(JOURNAL_IO_SYNC, 1, got);
+    CU_ASSERT_EQUAL(got[0], 0);
+    arm_io(NULL, true);
+    io_calls(JOURNAL_IO_SYNC, 1, got);
+    CU_ASSERT_EQUAL(got[0], 0);
 }
 
 int cu_register(void)
 {
-    static const cu_test tests[] = {{"fires at the armed point", test_fires_at_point},
-                                    {"other points do not fire", test_other_point_does_not_fire},
-                                    {"disabled or unset never fires", test_disabled_never_fires},
-                                    {"name:N counts", test_count},
-                                    {"bad specs arm nothing", test_bad_specs},
-                                    {"names", test_names},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"fires at the armed point", test_fires_at_point},
+        {"other points do not fire", test_other_point_does_not_fire},
+        {"disabled or unset never fires", test_disabled_never_fires},
+        {"name:N counts", test_count},
+        {"bad specs arm nothing", test_bad_specs},
+        {"names", test_names},
+        {"journal steps are crash points", test_journal_steps},
+        {"journal fault: op alone", test_io_fault_default},
+        {"journal fault: count and errno", test_io_fault_count_and_errno},
+        {"journal fault: a list", test_io_fault_list},
+        {"journal fault: bad specs arm nothing", test_io_fault_bad_specs},
+        {"journal fault: disabled or unset", test_io_fault_disabled},
+        {NULL, NULL}};
     return cu_add_suite("fault", tests);
 }

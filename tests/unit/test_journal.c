@@ -1,7 +1,10 @@
 /* Unit tests of the decision journal: round trips through close and reopen,
  * torn tails cut at every byte of the last record, corruption and bad headers
  * refused with file and offset, the directory lock, read-only replay, group
- * commit under 16 threads, and a journal that stops after a failed write. */
+ * commit under 16 threads, and a journal that stops after a failed write.
+ * Segments are preallocated with zeros, so where records end is found by
+ * reading them (used()), not from the file size. Rotation, deletion, salvage
+ * and fault hooks are in test_journal_segments.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,6 +91,52 @@ static long fsize(const char *p)
     return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Where the valid records of a segment end: the scan stops at the zero tail,
+ * at a bad record or at the end of the file. -1 if the file cannot be read. */
+static long used(const char *p)
+{
+    FILE *f = fopen(p, "rb");
+    if (f == NULL)
+        return -1;
+    uint8_t h[9], body[4096];
+    long off = 20;
+    for (;;) {
+        if (fseek(f, off, SEEK_SET) != 0 || fread(h, 1, 9, f) != 9)
+            break;
+        uint32_t len = get32(h);
+        if (len < 2 || len > sizeof body - 1 || fread(body + 1, 1, len, f) != len)
+            break;
+        body[0] = h[8];
+        if (xac_crc32c(0, body, (size_t)len + 1) != get32(h + 4))
+            break;
+        off += 9 + (long)len;
+    }
+    fclose(f);
+    return off;
+}
+
+/* Whether the file holds nothing but zeros from off on (a torn tail is gone,
+ * by zeroing or by truncation). */
+static bool zero_from(const char *p, long off)
+{
+    FILE *f = fopen(p, "rb");
+    if (f == NULL || fseek(f, off, SEEK_SET) != 0) {
+        if (f != NULL)
+            fclose(f);
+        return false;
+    }
+    int c;
+    while ((c = getc(f)) != EOF && c == 0)
+        ;
+    fclose(f);
+    return c == EOF;
+}
+
 static uint8_t *slurp(const char *p, size_t *n)
 {
     FILE *f = fopen(p, "rb");
@@ -117,11 +166,11 @@ static void build(const char *const *g, int n, long *offs)
     for (int i = 0; i < n; i++) {
         journal *j = open_ok(0);
         CU_ASSERT_FATAL(j != NULL);
-        offs[i] = fsize(tseg);
+        offs[i] = used(tseg);
         CU_ASSERT_EQUAL(commit(j, g[i], 2 + i % 3), XAC_OK);
         journal_close(j);
     }
-    offs[n] = fsize(tseg);
+    offs[n] = used(tseg);
 }
 
 static void test_roundtrip(void)
@@ -129,7 +178,8 @@ static void test_roundtrip(void)
     dir_new();
     journal *j = open_ok(0);
     CU_ASSERT_FATAL(j != NULL);
-    CU_ASSERT_EQUAL(fsize(tseg), 20);
+    CU_ASSERT_EQUAL(used(tseg), 20);
+    CU_ASSERT(fsize(tseg) >= (long)JOURNAL_SEGMENT_SIZE_DEFAULT); /* preallocated */
     CU_ASSERT_EQUAL(commit(j, "n1.a.1", 2), XAC_OK);
     CU_ASSERT_EQUAL(commit(j, "n1.a.2", 3), XAC_OK);
     CU_ASSERT_EQUAL(commit(j, "n1.a.3", 64), XAC_OK);
@@ -217,13 +267,15 @@ static void test_invalid_input(void)
     txn(&t, "", 2);
     CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     CU_ASSERT_EQUAL(journal_end(j, "", &e), XAC_EINVAL);
-    CU_ASSERT_EQUAL(fsize(tseg), 20);
+    CU_ASSERT_EQUAL(used(tseg), 20);
     journal_close(j);
     dir_rm();
 }
 
-/* Cuts the last record at every byte: replay keeps the earlier records,
- * drops the torn one and truncates the file back to the last good record. */
+/* Cuts the file inside the last record at every byte (a segment shorter than
+ * its preallocated size, as an older xac wrote them): replay keeps the
+ * earlier records, drops the torn one and removes its bytes. The same cuts
+ * inside the zero-filled area are in test_journal_segments.c. */
 static void test_torn_tail(void)
 {
     dir_new();
@@ -232,7 +284,7 @@ static void test_torn_tail(void)
     build(g, 3, offs);
     size_t n;
     uint8_t *orig = slurp(tseg, &n);
-    CU_ASSERT_FATAL(orig != NULL && (long)n == offs[3]);
+    CU_ASSERT_FATAL(orig != NULL && (long)n >= offs[3]);
     int cuts = 0;
     for (long cut = offs[2]; cut < offs[3]; cut++) {
         spit(tseg, orig, (size_t)cut);
@@ -248,7 +300,8 @@ static void test_torn_tail(void)
         journal_get_stats(j, &st);
         CU_ASSERT_EQUAL(st.replayed, 2);
         journal_close(j);
-        CU_ASSERT_EQUAL(fsize(tseg), offs[2]);
+        CU_ASSERT_EQUAL(used(tseg), offs[2]);
+        CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
         cuts++;
     }
     CU_ASSERT(cuts > 20);
@@ -283,7 +336,8 @@ static void test_torn_zeros(void)
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.z.1"));
     CU_ASSERT_FALSE(journal_is_committed(j, "n1.z.2"));
     journal_close(j);
-    CU_ASSERT_EQUAL(fsize(tseg), offs[1]);
+    CU_ASSERT_EQUAL(used(tseg), offs[1]);
+    CU_ASSERT_TRUE(zero_from(tseg, offs[1]));
 
     memcpy(b, orig, n);
     memset(b + n, 0, 4096);
@@ -291,7 +345,8 @@ static void test_torn_zeros(void)
     j = open_ok(0);
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.z.2"));
     journal_close(j);
-    CU_ASSERT_EQUAL(fsize(tseg), offs[2]);
+    CU_ASSERT_EQUAL(used(tseg), offs[2]);
+    CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
     free(b);
     free(orig);
     dir_rm();
@@ -338,11 +393,12 @@ static void test_corrupt_middle(void)
         b[where[i]] ^= bit[i];
         expect_corrupt(b, n, offs[1]);
     }
-    /* A length that runs past the end of the file while a valid record
-     * follows is damage, not a torn tail. */
+    /* A length that runs over a valid record into the zero tail, or past the
+     * end of a file cut after the last record, is damage, not a torn tail. */
     memcpy(b, orig, n);
     put32(b + offs[1], 600);
     expect_corrupt(b, n, offs[1]);
+    expect_corrupt(b, (size_t)offs[3], offs[1]);
     /* The first record damaged, the second intact. */
     memcpy(b, orig, n);
     b[offs[0] + 10] ^= 0x04;
@@ -423,13 +479,15 @@ static void test_segments(void)
     dir_new();
     journal *j = open_ok(0);
     CU_ASSERT_EQUAL(commit(j, "n1.s.1", 2), XAC_OK);
-    long before_end = fsize(tseg);
+    long before_end = used(tseg);
     xac_err e;
     CU_ASSERT_EQUAL(journal_end(j, "n1.s.1", &e), XAC_OK);
     journal_close(j);
     size_t n2;
     uint8_t *other = slurp(tseg, &n2);
     CU_ASSERT_FATAL(other != NULL && (long)n2 > before_end);
+    n2 = (size_t)used(tseg); /* just the END record after before_end */
+    CU_ASSERT_FATAL((long)n2 > before_end);
     dir_rm();
     snprintf(tdir, sizeof tdir, "%s", keep);
     snprintf(tseg, sizeof tseg, "%s", keepseg);
@@ -448,22 +506,23 @@ static void test_segments(void)
     journal_close(j);
     CU_ASSERT_EQUAL(fsize(tmp), 1);
     j = open_ok(0);
-    CU_ASSERT_EQUAL(fsize(tmp), -1);
-    long s2 = fsize(seg2);
+    /* The leftover is gone (a spare of the journal's own may have its name). */
+    CU_ASSERT_NOT_EQUAL(fsize(tmp), 1);
+    long s2 = used(seg2);
     CU_ASSERT_EQUAL(commit(j, "n1.s.3", 2), XAC_OK);
-    CU_ASSERT(fsize(seg2) > s2);
+    CU_ASSERT(used(seg2) > s2);
     CU_ASSERT_EQUAL(fsize(tseg), (long)n);
     journal_close(j);
 
     /* Segment 1 torn while segment 2 exists. */
-    spit(tseg, orig, n - 3);
+    spit(tseg, orig, (size_t)offs[2] - 3);
     j = NULL;
     CU_ASSERT_EQUAL(journal_open(tdir, 0, &j, &e), XAC_EJOURNAL);
     char want[64];
     snprintf(want, sizeof want, "offset %ld:", offs[1]);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, want));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, tseg));
-    CU_ASSERT_EQUAL(fsize(tseg), (long)n - 3);
+    CU_ASSERT_EQUAL(fsize(tseg), offs[2] - 3);
     free(b);
     free(other);
     free(orig);
@@ -528,11 +587,13 @@ static void test_readonly(void)
     size_t n;
     uint8_t *orig = slurp(tseg, &n);
     CU_ASSERT_FATAL(orig != NULL);
-    /* A torn tail: the first 13 bytes of a copy of the last record. */
-    uint8_t *b = malloc(n + 13);
+    /* A torn tail in the zero-filled area: the first 13 bytes of a copy of
+     * the last record. */
+    CU_ASSERT_FATAL((long)n >= offs[2] + 13);
+    uint8_t *b = malloc(n);
     memcpy(b, orig, n);
-    memcpy(b + n, orig + offs[1], 13);
-    spit(tseg, b, n + 13);
+    memcpy(b + offs[2], orig + offs[1], 13);
+    spit(tseg, b, n);
     struct stat before;
     CU_ASSERT_EQUAL_FATAL(stat(tseg, &before), 0);
 
@@ -549,8 +610,8 @@ static void test_readonly(void)
 
     size_t n2;
     uint8_t *after = slurp(tseg, &n2);
-    CU_ASSERT_EQUAL(n2, n + 13);
-    CU_ASSERT(after != NULL && memcmp(after, b, n + 13) == 0);
+    CU_ASSERT_EQUAL(n2, n);
+    CU_ASSERT(after != NULL && memcmp(after, b, n) == 0);
     struct stat st2;
     CU_ASSERT_EQUAL(stat(tseg, &st2), 0);
     CU_ASSERT(st2.st_mtim.tv_sec == before.st_mtim.tv_sec &&
@@ -562,10 +623,11 @@ static void test_readonly(void)
     CU_ASSERT_EQUAL(journal_open(none, JOURNAL_READONLY, &j2, &e), XAC_EJOURNAL);
     CU_ASSERT_EQUAL(fsize(none), -1);
 
-    /* A writable open does truncate. */
+    /* A writable open does remove the torn bytes. */
     j = open_ok(0);
     journal_close(j);
-    CU_ASSERT_EQUAL(fsize(tseg), (long)n);
+    CU_ASSERT_EQUAL(used(tseg), offs[2]);
+    CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
     free(after);
     free(b);
     free(orig);
@@ -684,6 +746,9 @@ static void test_failure(void)
     xac_err e;
     txn(&t, "n1.f.2", 2);
     CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EJOURNAL);
+    /* The cut of the failed batch goes through the same read-only
+     * descriptor and fails too: the record's fate is left to replay. */
+    CU_ASSERT_TRUE(in_doubt);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, strerror(EBADF)));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, tseg));
     CU_ASSERT_FALSE(journal_is_committed(j, "n1.f.2"));
@@ -694,6 +759,7 @@ static void test_failure(void)
     /* Failed for good: later commits are refused without another attempt. */
     txn(&t, "n1.f.3", 2);
     CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EJOURNAL);
+    CU_ASSERT_FALSE(in_doubt);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, strerror(EBADF)));
     CU_ASSERT_EQUAL(journal_end(j, "n1.f.1", &e), XAC_EJOURNAL);
     journal_stats st2;
