@@ -310,6 +310,7 @@ static int raw_fsync_rate(const char *dir, bool prealloc, double seconds, row *r
     uint64_t t0 = xac_now_mono_us();
     uint64_t limit = (uint64_t)(seconds * 1e6);
     while (rc == XAC_OK && xac_now_mono_us() - t0 < limit) {
+        errno = 0; /* a short write leaves it alone */
         int w = prealloc ? pwrite_all(fd, rec, sizeof rec, off)
                          : (write(fd, rec, sizeof rec) == (ssize_t)sizeof rec ? 0 : -1);
         if (w != 0) {

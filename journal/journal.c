@@ -147,10 +147,15 @@ static int replay_all(journal *j, bool *damaged, xac_err *err)
             j->st.salvaged += sc.skipped;
             *damaged = true;
         }
+        struct stat sb;
+        if (rc == XAC_OK && last && fstat(fd, &sb) != 0)
+            rc = xac_err_set(err, XAC_EJOURNAL, "cannot stat journal segment %s: %s (errno %d)",
+                             path, strerror(errno), errno);
         if (rc == XAC_OK && last) {
             j->seg_fd = fd;
             j->segno = segs[i];
             j->off = sc.end;
+            j->seg_cap = (uint64_t)sb.st_size;
             snprintf(j->seg_path, sizeof j->seg_path, "%s", path);
         } else {
             close(fd);
@@ -218,6 +223,7 @@ int journal_open_opts(const char *dir, const journal_opts *opts, journal **out, 
     if (rc == XAC_OK && !j->readonly && j->seg_fd < 0) {
         j->segno = 1;
         j->off = JSEG_HDR_LEN;
+        j->seg_cap = o.segment_size;
         jseg_path(j->seg_path, sizeof j->seg_path, dir, j->segno);
         rc = jseg_create(dir, j->segno, o.segment_size, &j->o, &j->seg_fd, err);
         if (rc == XAC_OK && jtab_add_seg(&j->tab, j->segno) != 0)

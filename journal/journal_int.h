@@ -169,7 +169,8 @@ struct journal {
     int lock_fd;
     int seg_fd;
     uint64_t segno;
-    uint64_t off; /* end of the records in the active segment */
+    uint64_t off;     /* end of the records in the active segment */
+    uint64_t seg_cap; /* the active segment file's size: rotate past it */
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* writer: a commit is waiting, or close */

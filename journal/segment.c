@@ -417,7 +417,15 @@ static rec_verdict judge(reader *r, uint64_t off, jrec *rec, uint32_t *len, char
     const uint8_t *p;
     if (rem == 0)
         return REC_END;
-    int z = zero_from(r, off);
+    /* A record's header is never all zero, so the scan of the rest of the
+     * file for zeros starts only where the header is. */
+    ssize_t k = rd_get(r, off, JREC_HDR_LEN, &p);
+    if (k < 0)
+        return REC_IOERR;
+    bool zhdr = true;
+    for (ssize_t i = 0; i < k; i++)
+        zhdr = zhdr && p[i] == 0;
+    int z = zhdr ? zero_from(r, off) : 0;
     if (z < 0)
         return REC_IOERR;
     if (z)

@@ -172,6 +172,7 @@ static int rotate(journal *j, uint64_t carry_below, jbuf *carry, wres *r)
     j->seg_fd = fd;
     j->segno = next;
     j->off = JSEG_HDR_LEN;
+    j->seg_cap = j->o.segment_size;
     jseg_path(j->seg_path, sizeof j->seg_path, j->dir, next);
     j->st.created++;
     carry_ctx c = {.j = j, .buf = carry, .below = carry_below, .to = next};
@@ -213,7 +214,9 @@ static void write_out(journal *j, jbuf *carry, jbatch *b, bool force_rotate, uin
 {
     memset(r, 0, sizeof *r);
     size_t len = b->buf.len;
-    if (force_rotate || (j->off > JSEG_HDR_LEN && j->off + len > j->o.segment_size)) {
+    /* The file's own size counts, not the configured one: a segment cut
+     * short or made with another size must not grow by appends. */
+    if (force_rotate || (j->off > JSEG_HDR_LEN && j->off + len > j->seg_cap)) {
         if (rotate(j, force_rotate ? j->segno + 1 : carry_below, carry, r) != 0) {
             r->rc = XAC_EJOURNAL;
             return;

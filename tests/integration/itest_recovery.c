@@ -2,7 +2,12 @@
  * branches are seeded by hand through the drivers, COMMIT records written to a
  * temporary journal, then rec_list and rec_pass must commit exactly the
  * branches with a record, roll back the rest of node n1's, leave foreign and
- * live ones alone, and write END only when every resource was reachable. */
+ * live ones alone, and write END only when every resource was reachable. A
+ * journal failed in-process (an io_fault hook) or a hold_undecided context
+ * must stop presumed abort: branches without a record stay prepared until a
+ * pass with a working journal settles them. */
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,14 +196,19 @@ static void clean(int r)
     drv_close(c);
 }
 
+static void make_txn(journal_txn *t, const char *gtrid, const int *rs, int nr)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->gtrid, sizeof t->gtrid, "%s", gtrid);
+    for (int i = 0; i < nr; i++)
+        snprintf(t->resources[t->nbranches++], sizeof t->resources[0], "%s", res[rs[i]].name);
+    t->decided_us = xac_now_wall_us();
+}
+
 static void record_commit(journal *j, const char *gtrid, const int *rs, int nr)
 {
     journal_txn t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.gtrid, sizeof t.gtrid, "%s", gtrid);
-    for (int i = 0; i < nr; i++)
-        snprintf(t.resources[t.nbranches++], sizeof t.resources[0], "%s", res[rs[i]].name);
-    t.decided_us = xac_now_wall_us();
+    make_txn(&t, gtrid, rs, nr);
     xac_err e;
     xac_err_clear(&e);
     bool in_doubt;
@@ -218,6 +228,105 @@ static journal *open_journal(void)
         fprintf(stderr, "\njournal_open %s: %s\n", jdir, e.msg);
     CU_ASSERT_FATAL(rc == XAC_OK);
     return j;
+}
+
+/* A dying disk for the journal: once armed, every fdatasync and every cut of
+ * a failed batch fails with EIO, so a failed commit stays in doubt (its record
+ * was written to the page cache, and cannot be taken back). Called from the
+ * writer thread. */
+typedef struct fault {
+    atomic_bool armed;
+    atomic_int syncs_failed;
+    atomic_int cuts_failed;
+} fault;
+
+static int fault_io(void *ctx, journal_io op)
+{
+    fault *f = ctx;
+    if (!atomic_load(&f->armed))
+        return 0;
+    if (op == JOURNAL_IO_SYNC) {
+        atomic_fetch_add(&f->syncs_failed, 1);
+        return EIO;
+    }
+    if (op == JOURNAL_IO_CUT) {
+        atomic_fetch_add(&f->cuts_failed, 1);
+        return EIO;
+    }
+    return 0;
+}
+
+/* The journal in jdir/sub, with the fault hook when f is not NULL. */
+static journal *open_journal_in(const char *sub, fault *f)
+{
+    char dir[sizeof jdir + 32];
+    snprintf(dir, sizeof dir, "%s/%s", jdir, sub);
+    journal_opts o;
+    memset(&o, 0, sizeof o);
+    if (f != NULL) {
+        o.io_fault = fault_io;
+        o.hook_ctx = f;
+    }
+    journal *j = NULL;
+    xac_err e;
+    xac_err_clear(&e);
+    int rc = journal_open_opts(dir, &o, &j, &e);
+    if (rc != XAC_OK)
+        fprintf(stderr, "\njournal_open_opts %s: %s\n", dir, e.msg);
+    CU_ASSERT_FATAL(rc == XAC_OK);
+    return j;
+}
+
+static bool journal_has_failed(journal *j)
+{
+    journal_stats st;
+    journal_get_stats(j, &st);
+    return st.failed;
+}
+
+/* Arms f and commits gtrid, which must fail in doubt (sync and cut both
+ * failed); the journal is failed from then on and refuses the next commit
+ * outright. */
+static void fail_journal(journal *j, fault *f, const char *gtrid, const int *rs, int nr)
+{
+    CU_ASSERT_FATAL(!journal_has_failed(j));
+    atomic_store(&f->armed, true);
+    journal_txn t;
+    make_txn(&t, gtrid, rs, nr);
+    xac_err e;
+    xac_err_clear(&e);
+    bool doubt = false;
+    CU_ASSERT_EQUAL_FATAL(journal_commit(j, &t, &doubt, &e), XAC_EJOURNAL);
+    CU_ASSERT_TRUE_FATAL(doubt);
+    CU_ASSERT(atomic_load(&f->syncs_failed) >= 1);
+    CU_ASSERT(atomic_load(&f->cuts_failed) >= 1);
+    CU_ASSERT_TRUE_FATAL(journal_has_failed(j));
+    /* The failed commit is not in the table: only a replay may find it. */
+    CU_ASSERT_FALSE(journal_is_committed(j, gtrid));
+
+    char g[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, g);
+    make_txn(&t, g, rs, nr);
+    doubt = true;
+    CU_ASSERT_EQUAL(journal_commit(j, &t, &doubt, &e), XAC_EJOURNAL);
+    CU_ASSERT_FALSE(doubt);
+}
+
+/* How many of this node's branches of gtrid rec_list gave decision d. */
+static int listed(const rec_ctx *ctx, const char *gtrid, rec_decision d)
+{
+    rec_branch *b = NULL;
+    size_t n = 0, down = 99;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_list(ctx, &b, &n, &down, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(down, 0);
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i].branch.decoded && strcmp(b[i].branch.xid.gtrid, gtrid) == 0 && b[i].decision == d)
+            k++;
+    free(b);
+    return k;
 }
 
 static char live_gtrid[XAC_GTRID_MAX + 1];
@@ -474,6 +583,230 @@ static void test_no_journal_refused(void)
     CU_ASSERT_PTR_NULL(b);
 }
 
+/* A failed journal may hold a COMMIT it could not confirm, so presumed abort
+ * stops: branches without a record (the one committed in doubt and one that
+ * never had a decision) stay prepared and are counted as held, a branch with a
+ * record is still committed, and no END is written. A restart with a working
+ * journal settles everything: the in-doubt COMMIT as replay finds it, the
+ * undecided branch by rollback. */
+static void test_failed_journal_holds(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    for (int r = MY_A; r <= PG_C; r++)
+        clean(r); /* exact counts below */
+    fault f = {0};
+    journal *j = open_journal_in("failed", &f);
+    char gc[XAC_GTRID_MAX + 1], gd[XAC_GTRID_MAX + 1], gu[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, gc); /* COMMIT record before the failure */
+    new_gtrid(NODE, gd); /* its commit failed in doubt */
+    new_gtrid(NODE, gu); /* prepared after the failure, never decided */
+
+    seed_ours(MY_A, gc, 21);
+    seed_ours(PG_C, gc, 21);
+    int rc_res[] = {MY_A, PG_C};
+    record_commit(j, gc, rc_res, 2);
+
+    seed_ours(MY_B, gd, 22);
+    seed_ours(PG_C, gd, 22);
+    int rd_res[] = {MY_B, PG_C};
+    fail_journal(j, &f, gd, rd_res, 2);
+
+    seed_ours(MY_A, gu, 23);
+    seed_ours(PG_C, gu, 23);
+
+    rec_ctx ctx = {.node_id = NODE, .journal = j, .resources = res, .nresources = 3};
+    CU_ASSERT_EQUAL(listed(&ctx, gc, REC_COMMIT), 2);
+    CU_ASSERT_EQUAL(listed(&ctx, gd, REC_HELD), 2);
+    CU_ASSERT_EQUAL(listed(&ctx, gu, REC_HELD), 2);
+    CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_HELD), "unknown: held");
+
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.committed, 2);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(r.held, 4);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_EQUAL(r.resources_down, 0);
+    CU_ASSERT_EQUAL(r.ended, 0);
+
+    /* gc committed on both databases; gd and gu still prepared. */
+    CU_ASSERT_TRUE(has_row(MY_A, 21));
+    CU_ASSERT_TRUE(has_row(PG_C, 21));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, gc));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gc));
+    CU_ASSERT_TRUE(in_doubt_ours(MY_B, gd));
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, gd));
+    CU_ASSERT_TRUE(in_doubt_ours(MY_A, gu));
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, gu));
+    CU_ASSERT_FALSE(has_row(MY_A, 23));
+    CU_ASSERT_FALSE(has_row(PG_C, 23));
+
+    /* No END while failed: gc is still pending in memory. */
+    journal_stats st;
+    journal_get_stats(j, &st);
+    CU_ASSERT_EQUAL(st.ends, 0);
+    CU_ASSERT_TRUE(journal_is_committed(j, gc));
+
+    /* Another pass changes nothing while the journal stays failed. */
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.committed, 0);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(r.held, 4);
+    CU_ASSERT_EQUAL(r.ended, 0);
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, gu));
+    journal_close(j);
+
+    /* Restart with a working disk. gc's END never reached the journal. */
+    j = open_journal_in("failed", NULL);
+    CU_ASSERT_FALSE(journal_has_failed(j));
+    CU_ASSERT_TRUE(journal_is_committed(j, gc));
+    CU_ASSERT_FALSE(journal_is_committed(j, gu));
+    /* Either outcome is allowed for gd; the databases must follow it. */
+    bool gd_committed = journal_is_committed(j, gd);
+    ctx.journal = j;
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.held, 0);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_EQUAL(r.committed, gd_committed ? 2 : 0);
+    CU_ASSERT_EQUAL(r.rolled_back, gd_committed ? 2 : 4);
+    CU_ASSERT_EQUAL(r.ended, gd_committed ? 2 : 1);
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, gu));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gu));
+    CU_ASSERT_FALSE(has_row(MY_A, 23));
+    CU_ASSERT_FALSE(has_row(PG_C, 23));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_B, gd));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gd));
+    CU_ASSERT_EQUAL(has_row(MY_B, 22), gd_committed);
+    CU_ASSERT_EQUAL(has_row(PG_C, 22), gd_committed);
+    CU_ASSERT_FALSE(journal_is_committed(j, gc));
+    CU_ASSERT_FALSE(journal_is_committed(j, gd));
+    journal_close(j);
+
+    /* The ENDs are durable. */
+    j = open_journal_in("failed", NULL);
+    CU_ASSERT_FALSE(journal_is_committed(j, gc));
+    CU_ASSERT_FALSE(journal_is_committed(j, gd));
+    journal_close(j);
+}
+
+/* hold_undecided (a salvaged journal) holds branches without a record on a
+ * working journal; committing and END are unaffected. */
+static void test_hold_undecided(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    journal *j = open_journal_in("salvaged", NULL);
+    char gh[XAC_GTRID_MAX + 1], gk[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, gh); /* no record */
+    new_gtrid(NODE, gk); /* record */
+    seed_ours(MY_A, gh, 31);
+    seed_ours(PG_C, gh, 31);
+    seed_ours(MY_A, gk, 32);
+    seed_ours(PG_C, gk, 32);
+    int rs[] = {MY_A, PG_C};
+    record_commit(j, gk, rs, 2);
+
+    rec_ctx ctx = {
+        .node_id = NODE, .journal = j, .resources = res, .nresources = 3, .hold_undecided = true};
+    CU_ASSERT_EQUAL(listed(&ctx, gh, REC_HELD), 2);
+    CU_ASSERT_EQUAL(listed(&ctx, gk, REC_COMMIT), 2);
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_FALSE(journal_has_failed(j));
+    CU_ASSERT_EQUAL(r.held, 2);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(r.committed, 2);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_EQUAL(r.ended, 1);
+    CU_ASSERT_TRUE(in_doubt_ours(MY_A, gh));
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, gh));
+    CU_ASSERT_TRUE(has_row(MY_A, 32));
+    CU_ASSERT_TRUE(has_row(PG_C, 32));
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, gk));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gk));
+    CU_ASSERT_FALSE(journal_is_committed(j, gk));
+
+    /* Without the flag, presumed abort applies again. */
+    ctx.hold_undecided = false;
+    CU_ASSERT_EQUAL(listed(&ctx, gh, REC_ROLLBACK), 2);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.held, 0);
+    CU_ASSERT_EQUAL(r.rolled_back, 2);
+    CU_ASSERT_FALSE(in_doubt_ours(MY_A, gh));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gh));
+    CU_ASSERT_FALSE(has_row(MY_A, 31));
+    CU_ASSERT_FALSE(has_row(PG_C, 31));
+    journal_close(j);
+}
+
+/* The journal fails after the listing decided on a rollback and right before
+ * the rollback: the check rec_pass makes before each rollback must see it. The
+ * live callback is that moment (asked in decide, then again before acting). */
+typedef struct midpass {
+    journal *j;
+    fault *f;
+    const char *gtrid; /* the undecided branch's */
+    char doubt[XAC_GTRID_MAX + 1];
+    int calls;
+} midpass;
+
+static bool fail_before_rollback(void *arg, const char *gtrid)
+{
+    midpass *m = arg;
+    if (strcmp(gtrid, m->gtrid) == 0 && ++m->calls == 2) {
+        int rs[] = {PG_C};
+        fail_journal(m->j, m->f, m->doubt, rs, 1);
+    }
+    return false;
+}
+
+static void test_journal_fails_mid_pass(void)
+{
+    CU_ASSERT_FATAL(have_env);
+    fault f = {0};
+    journal *j = open_journal_in("midpass", &f);
+    char gm[XAC_GTRID_MAX + 1];
+    new_gtrid(NODE, gm);
+    seed_ours(PG_C, gm, 41);
+    midpass m = {.j = j, .f = &f, .gtrid = gm};
+    new_gtrid(NODE, m.doubt);
+
+    rec_ctx ctx = {.node_id = NODE,
+                   .journal = j,
+                   .resources = &res[PG_C],
+                   .nresources = 1,
+                   .is_live = fail_before_rollback,
+                   .live_arg = &m};
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(m.calls, 2);
+    CU_ASSERT_TRUE(journal_has_failed(j));
+    CU_ASSERT_EQUAL(r.held, 1);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT_TRUE(in_doubt_ours(PG_C, gm));
+    journal_close(j);
+
+    j = open_journal_in("midpass", NULL);
+    bool doubt_committed = journal_is_committed(j, m.doubt);
+    ctx.journal = j;
+    ctx.is_live = NULL;
+    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    CU_ASSERT_EQUAL(r.held, 0);
+    CU_ASSERT_EQUAL(r.rolled_back, 1);
+    /* The in-doubt commit has no branch anywhere: settled by its END. */
+    CU_ASSERT_EQUAL(r.ended, doubt_committed ? 1 : 0);
+    CU_ASSERT_FALSE(journal_is_committed(j, m.doubt));
+    CU_ASSERT_FALSE(in_doubt_ours(PG_C, gm));
+    CU_ASSERT_FALSE(has_row(PG_C, 41));
+    journal_close(j);
+}
+
 static void test_cleanup(void)
 {
     char cmd[128];
@@ -488,12 +821,18 @@ int cu_register(void)
     snprintf(jdir, sizeof jdir, "/tmp/xac-itest-rec-XXXXXX");
     if (mkdtemp(jdir) == NULL)
         return CUE_NOMEMORY;
-    static const cu_test tests[] = {{"environment and tables", test_env},
-                                    {"pass: commit, presumed abort, foreign, live, END", test_pass},
-                                    {"resource down: no END", test_resource_down},
-                                    {"record wins; shared server", test_never_rollback_committed},
-                                    {"no journal: refused", test_no_journal_refused},
-                                    {"cleanup", test_cleanup},
-                                    {NULL, NULL}};
+    static const cu_test tests[] = {
+        {"environment and tables", test_env},
+        {"pass: commit, presumed abort, foreign, live, END", test_pass},
+        {"resource down: no END", test_resource_down},
+        {"record wins; shared server", test_never_rollback_committed},
+        {"no journal: refused", test_no_journal_refused},
+        {"failed journal: undecided held, committed committed, no END; "
+         "settled after reopen",
+         test_failed_journal_holds},
+        {"hold_undecided: held on a working journal", test_hold_undecided},
+        {"journal fails between listing and rollback: held", test_journal_fails_mid_pass},
+        {"cleanup", test_cleanup},
+        {NULL, NULL}};
     return cu_add_suite("recovery", tests);
 }

@@ -508,10 +508,22 @@ static void test_segments(void)
     j = open_ok(0);
     /* The leftover is gone (a spare of the journal's own may have its name). */
     CU_ASSERT_NOT_EQUAL(fsize(tmp), 1);
+    /* Segment 2 is full (a short file), so the next commit opens segment 3;
+     * the live commit of segment 1 is carried into it and segment 1 goes. */
     long s2 = used(seg2);
     CU_ASSERT_EQUAL(commit(j, "n1.s.3", 2), XAC_OK);
-    CU_ASSERT(used(seg2) > s2);
-    CU_ASSERT_EQUAL(fsize(tseg), (long)n);
+    CU_ASSERT_EQUAL(used(seg2), s2);
+    char seg3[PATH_MAX + 32];
+    snprintf(seg3, sizeof seg3, "%s/0000000000000003.xacj", tdir);
+    CU_ASSERT(fsize(seg3) >= JOURNAL_SEGMENT_SIZE_DEFAULT);
+    journal_stats st;
+    journal_get_stats(j, &st);
+    CU_ASSERT_EQUAL(st.carried, 1);
+    CU_ASSERT_EQUAL(fsize(tseg), -1);
+    journal_close(j);
+    j = open_ok(JOURNAL_READONLY);
+    CU_ASSERT_TRUE(journal_is_committed(j, "n1.s.2"));
+    CU_ASSERT_TRUE(journal_is_committed(j, "n1.s.3"));
     journal_close(j);
 
     /* Segment 1 torn while segment 2 exists. */

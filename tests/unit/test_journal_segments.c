@@ -1,11 +1,12 @@
 /* Unit tests of the journal's segment life cycle, with 64 KiB segments so that
  * a few hundred commits rotate many times: preallocated segments with valid
  * headers, deletion of fully ended segments, carry-forward of a transaction
- * that is never ended, torn tails inside the zero-filled preallocated area,
- * corruption refused with file and offset or salvaged into damaged/, the
- * in-doubt verdict of journal_commit under injected write, sync, cut and
- * create faults, the writer's step hook, and how many syncs group commit
- * makes for one committer and for 64. The segment files are read here
+ * that is never ended (and of more of them than a segment holds), torn tails
+ * inside the zero-filled preallocated area, corruption refused with file and
+ * offset or salvaged into damaged/, the in-doubt verdict of journal_commit
+ * under injected write, sync, cut and create faults (alone and under 8
+ * committers), the writer's step hook, and how many syncs group commit makes
+ * for one committer and for 64. The segment files are read here
  * through their documented byte layout (docs/journal.md), not through the
  * journal's internals. */
 #include <dirent.h>
@@ -393,7 +394,8 @@ static bool txn_is(journal *j, const char *gtrid, int nb)
     return true;
 }
 
-/* Where a message names byte offset off (and not some offset it prefixes). */
+/* Whether a message names byte offset off (and not a longer number that
+ * starts with the same digits). */
 static bool names_offset(const char *msg, long off)
 {
     char want[48];
@@ -1362,23 +1364,29 @@ static void test_lone_committer(void)
     dir_rm();
 }
 
-#define NTHREADS   64
-#define PER_THREAD 200
+#define NTHREADS 64
 
 typedef struct worker {
     journal *j;
     int id;
+    int per_thread;
+    int big; /* 0: 2 to 4 branches; else BIG_NB - i % 3 */
     int failures;
 } worker;
+
+static int worker_nb(const worker *w, int i)
+{
+    return w->big ? BIG_NB - i % 3 : 2 + i % 3;
+}
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    for (int i = 0; i < PER_THREAD; i++) {
+    for (int i = 0; i < w->per_thread; i++) {
         char g[32];
         snprintf(g, sizeof g, "n1.%x.%x", w->id, i);
         journal_txn t;
-        txn(&t, g, 2 + i % 3, 1000000u + (uint64_t)(2 + i % 3));
+        txn(&t, g, worker_nb(w, i), 1000000u + (uint64_t)worker_nb(w, i));
         bool d;
         xac_err e;
         if (journal_commit(w->j, &t, &d, &e) != XAC_OK || !journal_is_committed(w->j, g)) {
@@ -1391,8 +1399,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* 64 committers share syncs, across rotations of small segments. */
-static void test_group_commit_64(void)
+/* 64 committers share syncs across rotations of small segments; with big
+ * records one batch can be larger than a whole segment. */
+static void group_run(int per_thread, int big)
 {
     dir_new();
     journal *j = jopen(0, SEG, NULL);
@@ -1400,7 +1409,7 @@ static void test_group_commit_64(void)
     pthread_t th[NTHREADS];
     worker w[NTHREADS];
     for (int i = 0; i < NTHREADS; i++) {
-        w[i] = (worker){.j = j, .id = i, .failures = 0};
+        w[i] = (worker){.j = j, .id = i, .per_thread = per_thread, .big = big};
         CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
     }
     int failures = 0;
@@ -1409,27 +1418,38 @@ static void test_group_commit_64(void)
         failures += w[i].failures;
     }
     CU_ASSERT_EQUAL(failures, 0);
+    size_t pend = (size_t)NTHREADS * (size_t)((per_thread + 19) / 20);
     journal_stats st = stats(j);
-    CU_ASSERT_EQUAL(st.commits, NTHREADS * PER_THREAD);
+    CU_ASSERT_EQUAL(st.commits, (uint64_t)NTHREADS * (uint64_t)per_thread);
     CU_ASSERT(st.syncs >= 1 && st.syncs < st.commits);
     CU_ASSERT(st.created >= 2);
-    CU_ASSERT_EQUAL(st.pending, NTHREADS * PER_THREAD / 20);
+    CU_ASSERT_EQUAL(st.pending, pend);
     CU_ASSERT_FALSE(st.failed);
     jclose(j, NULL);
     j = jopen(0, SEG, NULL);
     CU_ASSERT_FATAL(j != NULL);
-    CU_ASSERT_EQUAL(stats(j).pending, NTHREADS * PER_THREAD / 20);
+    CU_ASSERT_EQUAL(stats(j).pending, pend);
     int wrong = 0;
     for (int t = 0; t < NTHREADS; t++)
-        for (int i = 0; i < PER_THREAD; i++) {
+        for (int i = 0; i < per_thread; i++) {
             char g[32];
             snprintf(g, sizeof g, "n1.%x.%x", t, i);
-            if (i % 20 == 0 ? !txn_is(j, g, 2 + i % 3) : journal_is_committed(j, g))
+            if (i % 20 == 0 ? !txn_is(j, g, worker_nb(&w[t], i)) : journal_is_committed(j, g))
                 wrong++;
         }
     CU_ASSERT_EQUAL(wrong, 0);
     jclose(j, NULL);
     dir_rm();
+}
+
+static void test_group_commit_64(void)
+{
+    group_run(200, 0);
+}
+
+static void test_group_commit_64_big(void)
+{
+    group_run(30, 1);
 }
 
 int cu_register(void)
@@ -1456,6 +1476,8 @@ int cu_register(void)
         {"step hook", test_step_hook},
         {"lone committer: one sync per commit", test_lone_committer},
         {"group commit, 64 threads, small segments", test_group_commit_64},
+        {"group commit, 64 threads, 1.5 KB records (batches up to 96 KB)",
+         test_group_commit_64_big},
         {NULL, NULL}};
     return cu_add_suite("journal_segments", tests);
 }
