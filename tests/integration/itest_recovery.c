@@ -218,18 +218,6 @@ static void record_commit(journal *j, const char *gtrid, const int *rs, int nr)
     CU_ASSERT_FATAL(rc == XAC_OK);
 }
 
-static journal *open_journal(void)
-{
-    journal *j = NULL;
-    xac_err e;
-    xac_err_clear(&e);
-    int rc = journal_open(jdir, 0, &j, &e);
-    if (rc != XAC_OK)
-        fprintf(stderr, "\njournal_open %s: %s\n", jdir, e.msg);
-    CU_ASSERT_FATAL(rc == XAC_OK);
-    return j;
-}
-
 /* A dying disk for the journal: once armed, every fdatasync and every cut of
  * a failed batch fails with EIO, so a failed commit stays in doubt (its record
  * was written to the page cache, and cannot be taken back). Called from the
@@ -256,11 +244,15 @@ static int fault_io(void *ctx, journal_io op)
     return 0;
 }
 
-/* The journal in jdir/sub, with the fault hook when f is not NULL. */
+/* The journal in jdir/sub (jdir itself when sub is NULL), with the fault hook
+ * when f is not NULL. */
 static journal *open_journal_in(const char *sub, fault *f)
 {
     char dir[sizeof jdir + 32];
-    snprintf(dir, sizeof dir, "%s/%s", jdir, sub);
+    if (sub != NULL)
+        snprintf(dir, sizeof dir, "%s/%s", jdir, sub);
+    else
+        snprintf(dir, sizeof dir, "%s", jdir);
     journal_opts o;
     memset(&o, 0, sizeof o);
     if (f != NULL) {
@@ -329,6 +321,19 @@ static int listed(const rec_ctx *ctx, const char *gtrid, rec_decision d)
     return k;
 }
 
+/* One recovery pass, which must succeed: what it did is in the report. */
+static rec_report pass(const rec_ctx *ctx)
+{
+    rec_report r;
+    xac_err e;
+    xac_err_clear(&e);
+    int rc = rec_pass(ctx, &r, &e);
+    if (rc != XAC_OK)
+        fprintf(stderr, "\nrec_pass: %s\n", e.msg);
+    CU_ASSERT_FATAL(rc == XAC_OK);
+    return r;
+}
+
 static char live_gtrid[XAC_GTRID_MAX + 1];
 
 static bool live_fn(void *arg, const char *gtrid)
@@ -357,7 +362,7 @@ static void test_env(void)
 static void test_pass(void)
 {
     CU_ASSERT_FATAL(have_env);
-    journal *j = open_journal();
+    journal *j = open_journal_in(NULL, NULL);
     char g1[XAC_GTRID_MAX + 1], g2[XAC_GTRID_MAX + 1], g4[XAC_GTRID_MAX + 1], g5[XAC_GTRID_MAX + 1];
     new_gtrid(NODE, g1); /* committed: branches on all three */
     new_gtrid(NODE, g2); /* no record: presumed abort */
@@ -433,8 +438,7 @@ static void test_pass(void)
     CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_ROLLBACK), "none: will roll back");
     CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_FOREIGN), "foreign: not ours");
 
-    rec_report r;
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_EQUAL(r.committed, 3);
     CU_ASSERT_EQUAL(r.rolled_back, 2);
     CU_ASSERT_EQUAL(r.live, 1);
@@ -467,7 +471,7 @@ static void test_pass(void)
     CU_ASSERT_FALSE(journal_is_committed(j, g1));
     CU_ASSERT_FALSE(journal_is_committed(j, g5));
     journal_close(j);
-    j = open_journal();
+    j = open_journal_in(NULL, NULL);
     CU_ASSERT_FALSE(journal_is_committed(j, g1));
     CU_ASSERT_FALSE(journal_is_committed(j, g5));
 
@@ -476,7 +480,7 @@ static void test_pass(void)
     snprintf(was_live, sizeof was_live, "%s", live_gtrid);
     live_gtrid[0] = '\0';
     ctx.journal = j;
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.rolled_back, 1);
     CU_ASSERT_EQUAL(r.committed, 0);
     CU_ASSERT_FALSE(in_doubt_ours(MY_A, was_live));
@@ -493,7 +497,7 @@ static void test_pass(void)
 static void test_resource_down(void)
 {
     CU_ASSERT_FATAL(have_env);
-    journal *j = open_journal();
+    journal *j = open_journal_in(NULL, NULL);
     char g7[XAC_GTRID_MAX + 1], g8[XAC_GTRID_MAX + 1];
     new_gtrid(NODE, g7);
     new_gtrid(NODE, g8);
@@ -504,10 +508,7 @@ static void test_resource_down(void)
 
     drv_conf two[2] = {res[PG_C], res[DEAD]};
     rec_ctx ctx = {.node_id = NODE, .journal = j, .resources = two, .nresources = 2};
-    rec_report r;
-    xac_err e;
-    xac_err_clear(&e);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_EQUAL(r.resources_down, 1);
     CU_ASSERT_EQUAL(r.committed, 1);
     CU_ASSERT_EQUAL(r.ended, 0);
@@ -516,6 +517,8 @@ static void test_resource_down(void)
 
     rec_branch *b = NULL;
     size_t n = 0, down = 0;
+    xac_err e;
+    xac_err_clear(&e);
     CU_ASSERT_FATAL(rec_list(&ctx, &b, &n, &down, &e) == XAC_OK);
     CU_ASSERT_EQUAL(down, 1);
     free(b);
@@ -524,7 +527,7 @@ static void test_resource_down(void)
      * has no record and is rolled back. */
     drv_conf ok[2] = {res[PG_C], res[MY_A]};
     ctx.resources = ok;
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.resources_down, 0);
     CU_ASSERT_EQUAL(r.ended, 1);
     CU_ASSERT_EQUAL(r.rolled_back, 1);
@@ -540,7 +543,7 @@ static void test_resource_down(void)
 static void test_never_rollback_committed(void)
 {
     CU_ASSERT_FATAL(have_env);
-    journal *j = open_journal();
+    journal *j = open_journal_in(NULL, NULL);
     char g9[XAC_GTRID_MAX + 1];
     new_gtrid(NODE, g9);
     seed_ours(MY_A, g9, 9);
@@ -550,10 +553,7 @@ static void test_never_rollback_committed(void)
     /* Only my_a is configured: my_b's branch (same server) must not be
      * resolved through my_a, and no END may be written while it is left. */
     rec_ctx ctx = {.node_id = NODE, .journal = j, .resources = &res[MY_A], .nresources = 1};
-    rec_report r;
-    xac_err e;
-    xac_err_clear(&e);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_EQUAL(r.committed, 1);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
     CU_ASSERT_EQUAL(r.ended, 0);
@@ -562,7 +562,7 @@ static void test_never_rollback_committed(void)
     CU_ASSERT_TRUE(journal_is_committed(j, g9));
     ctx.resources = &res[MY_A];
     ctx.nresources = 2; /* my_a, my_b */
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.committed, 1);
     CU_ASSERT_EQUAL(r.ended, 1);
     CU_ASSERT_TRUE(has_row(MY_B, 9));
@@ -620,10 +620,7 @@ static void test_failed_journal_holds(void)
     CU_ASSERT_EQUAL(listed(&ctx, gu, REC_HELD), 2);
     CU_ASSERT_STRING_EQUAL(rec_decision_name(REC_HELD), "unknown: held");
 
-    rec_report r;
-    xac_err e;
-    xac_err_clear(&e);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_EQUAL(r.committed, 2);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
     CU_ASSERT_EQUAL(r.held, 4);
@@ -650,7 +647,7 @@ static void test_failed_journal_holds(void)
     CU_ASSERT_TRUE(journal_is_committed(j, gc));
 
     /* Another pass changes nothing while the journal stays failed. */
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.committed, 0);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
     CU_ASSERT_EQUAL(r.held, 4);
@@ -666,7 +663,7 @@ static void test_failed_journal_holds(void)
     /* Either outcome is allowed for gd; the databases must follow it. */
     bool gd_committed = journal_is_committed(j, gd);
     ctx.journal = j;
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.held, 0);
     CU_ASSERT_EQUAL(r.failed, 0);
     CU_ASSERT_EQUAL(r.committed, gd_committed ? 2 : 0);
@@ -711,10 +708,7 @@ static void test_hold_undecided(void)
         .node_id = NODE, .journal = j, .resources = res, .nresources = 3, .hold_undecided = true};
     CU_ASSERT_EQUAL(listed(&ctx, gh, REC_HELD), 2);
     CU_ASSERT_EQUAL(listed(&ctx, gk, REC_COMMIT), 2);
-    rec_report r;
-    xac_err e;
-    xac_err_clear(&e);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_FALSE(journal_has_failed(j));
     CU_ASSERT_EQUAL(r.held, 2);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
@@ -732,7 +726,7 @@ static void test_hold_undecided(void)
     /* Without the flag, presumed abort applies again. */
     ctx.hold_undecided = false;
     CU_ASSERT_EQUAL(listed(&ctx, gh, REC_ROLLBACK), 2);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.held, 0);
     CU_ASSERT_EQUAL(r.rolled_back, 2);
     CU_ASSERT_FALSE(in_doubt_ours(MY_A, gh));
@@ -780,10 +774,7 @@ static void test_journal_fails_mid_pass(void)
                    .nresources = 1,
                    .is_live = fail_before_rollback,
                    .live_arg = &m};
-    rec_report r;
-    xac_err e;
-    xac_err_clear(&e);
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    rec_report r = pass(&ctx);
     CU_ASSERT_EQUAL(m.calls, 2);
     CU_ASSERT_TRUE(journal_has_failed(j));
     CU_ASSERT_EQUAL(r.held, 1);
@@ -796,7 +787,7 @@ static void test_journal_fails_mid_pass(void)
     bool doubt_committed = journal_is_committed(j, m.doubt);
     ctx.journal = j;
     ctx.is_live = NULL;
-    CU_ASSERT_FATAL(rec_pass(&ctx, &r, &e) == XAC_OK);
+    r = pass(&ctx);
     CU_ASSERT_EQUAL(r.held, 0);
     CU_ASSERT_EQUAL(r.rolled_back, 1);
     /* The in-doubt commit has no branch anywhere: settled by its END. */

@@ -4,7 +4,8 @@
 # xacd, and offers SQL and assertion helpers. A test sources it, calls
 # it_setup, and everything it started is cleaned up on exit, pass or fail.
 # Expects the env that ctest sets (XAC_BUILD_DIR) and tests/fixtures/db.sh's
-# env.sh (XAC_TEST_*).
+# env.sh (XAC_TEST_*); a test that needs no database calls it_setup_nodb
+# instead and needs only XAC_BUILD_DIR.
 
 set -euo pipefail
 
@@ -178,6 +179,18 @@ it_cleanup() {
 
 it_pass() { IT_STATUS=0; }
 
+# it_setup_nodb PROGRAM: it_setup for a test that drives tests/PROGRAM alone
+# and needs no database (nor the XAC_TEST_* env): checks the build, sets
+# IT_PROG and a temp dir IT_DIR, and traps it_cleanup, which removes IT_DIR
+# (kept with XAC_KEEP_TMP=1) and fails the test unless it reached it_pass.
+it_setup_nodb() {
+    [ -n "${XAC_BUILD_DIR:-}" ] || fail "XAC_BUILD_DIR is not set (run through ctest or scripts/test.sh)"
+    IT_PROG=$XAC_BUILD_DIR/tests/$1
+    [ -x "$IT_PROG" ] || fail "$IT_PROG is missing: build the project first (cmake --build $XAC_BUILD_DIR)"
+    IT_DIR=$(mktemp -d "/tmp/xac-it-$IT_NAME.XXXXXX")
+    trap it_cleanup EXIT
+}
+
 # ------------------------------------------------------------------ xacd
 
 # start_xacd [VAR=VALUE...]: starts xacd with the config and extra env, waits
@@ -291,6 +304,40 @@ expect_rolled_back() { # [RESOURCE] [WHAT]
         *) fail "${2:-xac}: expected the refusing resource '$1' in '$XAC_LAST'" ;;
         esac
     fi
+}
+
+# ------------------------------------------------------------ raw frames
+
+# Frames written by hand (prog_rawframe), for replies that libxac would hide
+# or input it would never send. it_rawframe_setup, after it_setup: checks the
+# program and sets the HELLO (with this test's token), BEGIN and COMMIT frames.
+# shellcheck disable=SC2034 # the frames are for the tests that source this
+it_rawframe_setup() {
+    [ -x "$RAWFRAME_BIN" ] || fail "$RAWFRAME_BIN is missing: build the prog_rawframe target"
+    HELLO=$(frame 01 "$(hx_u16 1)$(hx_str app)$(hx_str "$IT_TOKEN")")
+    BEGIN=$(frame 02 "$(hx_u32 0)")
+    COMMIT=$(frame 04 "")
+}
+
+# Hex encoders for the protocol's fields (docs/protocol.md).
+hx_u16() { printf '%04x' "$1"; }
+hx_u32() { printf '%08x' "$1"; }
+hx_str() {
+    printf '%08x' "$(printf '%s' "$1" | wc -c)"
+    printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+}
+frame() { # TYPE PAYLOADHEX
+    printf '%08x%s%s' $((1 + ${#2} / 2)) "$1" "$2"
+}
+exec_frame() { frame 03 "$(hx_str "$1")$(hx_str "$2")$(hx_u16 0)"; }
+
+# raw ARG...: runs prog_rawframe; RAW[i] is the i-th reply line (from 0).
+# shellcheck disable=SC2034 # RAW is for the test
+raw() {
+    local out
+    out=$("$RAWFRAME_BIN" "$IT_SOCK" "$@") || fail "prog_rawframe failed: $out"
+    mapfile -t RAW <<< "$out"
+    printf '%s\n' "$out" | sed "s/^/[$IT_NAME]   reply: /"
 }
 
 # ------------------------------------------------------------ databases

@@ -6,34 +6,11 @@
 # what xacd really does.
 . "$(dirname "$0")/lib.sh"
 it_setup
-[ -x "$RAWFRAME_BIN" ] || fail "$RAWFRAME_BIN is missing: build the prog_rawframe target"
+it_rawframe_setup
 T=it_bad_input
 it_drop_tables() { drop_accounts $T; }
 make_accounts $T 100
 start_xacd
-
-# Hex encoders for the protocol's fields.
-hx_u16() { printf '%04x' "$1"; }
-hx_u32() { printf '%08x' "$1"; }
-hx_str() {
-    printf '%08x' "$(printf '%s' "$1" | wc -c)"
-    printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
-}
-frame() { # TYPE PAYLOADHEX
-    printf '%08x%s%s' $((1 + ${#2} / 2)) "$1" "$2"
-}
-HELLO=$(frame 01 "$(hx_u16 1)$(hx_str app)$(hx_str "$IT_TOKEN")")
-BEGIN=$(frame 02 "$(hx_u32 0)")
-COMMIT=$(frame 04 "")
-exec_frame() { frame 03 "$(hx_str "$1")$(hx_str "$2")$(hx_u16 0)"; }
-
-# raw ARG...: runs prog_rawframe; RAW[i] is the i-th reply line (from 0).
-raw() {
-    local out
-    out=$("$RAWFRAME_BIN" "$IT_SOCK" "$@") || fail "prog_rawframe failed: $out"
-    mapfile -t RAW <<< "$out"
-    printf '%s\n' "$out" | sed "s/^/[$IT_NAME]   reply: /"
-}
 
 n_ok=0
 # After every case: xacd is alive and a normal transfer commits.

@@ -14,9 +14,7 @@
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-[ -n "${XAC_BUILD_DIR:-}" ] || fail "XAC_BUILD_DIR is not set (run through ctest or scripts/test.sh)"
-PROG=$XAC_BUILD_DIR/tests/prog_journal_load
-[ -x "$PROG" ] || fail "$PROG is missing: build the project first (cmake --build $XAC_BUILD_DIR)"
+it_setup_nodb prog_journal_load
 
 ITERATIONS=${XAC_CRASH_ITERATIONS:-100}
 SEED=${XAC_CRASH_SEED:-$(((($(date +%s) ^ $$) + RANDOM) % 32768))}
@@ -26,29 +24,22 @@ STEP_COUNT=20000 # commits a --crash-step run makes if its step never comes
 WATCHDOG_S=60    # a run that outlives this is hung, not slow
 STEPS=(batch-written batch-synced segment-created segment-switched carried segment-deleted)
 
-TMP=$(mktemp -d "/tmp/xac-it-$IT_NAME.XXXXXX")
-J=$TMP/journal
-mkdir "$TMP/acks" "$TMP/logs"
+J=$IT_DIR/journal
+mkdir "$IT_DIR/acks" "$IT_DIR/logs"
 LOAD_PID=""
-DONE=0
 
-cleanup() {
+# The load must be dead before it_cleanup removes its directory.
+jc_cleanup() {
     local rc=$?
     set +e
     if [ -n "$LOAD_PID" ]; then
         kill -9 "$LOAD_PID" 2> /dev/null
         { wait "$LOAD_PID"; } 2> /dev/null
     fi
-    if [ -z "${XAC_KEEP_TMP:-}" ]; then
-        rm -rf "$TMP"
-    else
-        echo "[$IT_NAME] kept $TMP" >&2
-    fi
-    [ "$DONE" = 1 ] || [ "$rc" != 0 ] || rc=1
-    [ "$rc" != 0 ] || echo "[$IT_NAME] PASS"
-    exit "$rc"
+    (exit "$rc")
+    it_cleanup
 }
-trap cleanup EXIT
+trap jc_cleanup EXIT
 
 # Everything someone needs to look into iteration $1's failure.
 die_at() {
@@ -57,10 +48,10 @@ die_at() {
         echo "[$IT_NAME] FAIL at iteration $i of $ITERATIONS (seed $SEED): $msg"
         echo "[$IT_NAME] load: ${LOAD_ARGS[*]}"
         echo "---- last 15 lines of the load log"
-        tail -15 "$TMP/logs/run$i.log" 2> /dev/null
-        if [ -s "$TMP/verify.log" ]; then
+        tail -15 "$IT_DIR/logs/run$i.log" 2> /dev/null
+        if [ -s "$IT_DIR/verify.log" ]; then
             echo "---- verify output"
-            cat "$TMP/verify.out" "$TMP/verify.log" 2> /dev/null
+            cat "$IT_DIR/verify.out" "$IT_DIR/verify.log" 2> /dev/null
         fi
         echo "---- journal directory"
         ls -l "$J" 2> /dev/null
@@ -70,7 +61,7 @@ die_at() {
     exit 1
 }
 
-it_log "seed $SEED, $ITERATIONS iterations, segment size $SEG, dir $TMP"
+it_log "seed $SEED, $ITERATIONS iterations, segment size $SEG, dir $IT_DIR"
 
 kills=0
 step_runs=0
@@ -81,7 +72,7 @@ checked=0 # acked-and-not-ended decisions looked up, summed over every verify
 
 for i in $(seq 1 "$ITERATIONS"); do
     threads=$((16 + RANDOM % 49))
-    ack=$TMP/acks/run$(printf '%04d' "$i").acks
+    ack=$IT_DIR/acks/run$(printf '%04d' "$i").acks
     LOAD_ARGS=(load --dir "$J" --run "$i" --threads "$threads" --segment-size "$SEG"
         --end-percent 90 --pin 2)
     step=""
@@ -98,7 +89,7 @@ for i in $(seq 1 "$ITERATIONS"); do
 
     st=0
     if [ -z "$step" ]; then
-        "$PROG" "${LOAD_ARGS[@]}" >> "$ack" 2> "$TMP/logs/run$i.log" &
+        "$IT_PROG" "${LOAD_ARGS[@]}" >> "$ack" 2> "$IT_DIR/logs/run$i.log" &
         LOAD_PID=$!
         sleep "$(printf '0.%03d' $((5 + RANDOM % 146)))"
         kill -9 "$LOAD_PID" 2> /dev/null || true
@@ -111,11 +102,11 @@ for i in $(seq 1 "$ITERATIONS"); do
         # timeout only guards against a hang (status 124); a fired step is 137
         # (timeout re-raises its child's SIGKILL, hence the braces again).
         {
-            timeout -s KILL "$WATCHDOG_S" "$PROG" "${LOAD_ARGS[@]}" >> "$ack" \
-                2> "$TMP/logs/run$i.log"
+            timeout -s KILL "$WATCHDOG_S" "$IT_PROG" "${LOAD_ARGS[@]}" >> "$ack" \
+                2> "$IT_DIR/logs/run$i.log"
         } 2> /dev/null || st=$?
         if [ "$st" = 137 ]; then
-            grep -q "crash step $step #$n reached" "$TMP/logs/run$i.log" ||
+            grep -q "crash step $step #$n reached" "$IT_DIR/logs/run$i.log" ||
                 die_at "$i" "load died of SIGKILL without reaching crash step $step:$n"
             fired[$step]=$((${fired[$step]:-0} + 1))
         elif [ "$st" = 0 ]; then
@@ -129,11 +120,11 @@ for i in $(seq 1 "$ITERATIONS"); do
         fi
     fi
 
-    : > "$TMP/verify.log"
-    "$PROG" verify --dir "$J" --segment-size "$SEG" --acks "$TMP"/acks/*.acks \
-        > "$TMP/verify.out" 2> "$TMP/verify.log" ||
-        die_at "$i" "$(grep -o 'verify FAILED: .*' "$TMP/verify.log" | head -1)"
-    out=$(cat "$TMP/verify.out")
+    : > "$IT_DIR/verify.log"
+    "$IT_PROG" verify --dir "$J" --segment-size "$SEG" --acks "$IT_DIR"/acks/*.acks \
+        > "$IT_DIR/verify.out" 2> "$IT_DIR/verify.log" ||
+        die_at "$i" "$(grep -o 'verify FAILED: .*' "$IT_DIR/verify.log" | head -1)"
+    out=$(cat "$IT_DIR/verify.out")
     acked=$(printf '%s\n' "$out" | sed -n 's/.* acked \([0-9]*\),.*/\1/p')
     must=$(printf '%s\n' "$out" | sed -n 's/.* must be committed \([0-9]*\),.*/\1/p')
     if [ -z "$acked" ] || [ -z "$must" ]; then
@@ -154,4 +145,4 @@ it_log "summary: $ITERATIONS iterations ($kills kill -9, $step_runs crash steps)
 it_log "summary: $acked decisions acked in all, $checked acked-and-not-ended lookups over all verifies"
 it_log "summary: crash steps fired:$summary; $not_reached runs ended before their step"
 it_log "summary: journal directory now $(find "$J" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}') bytes, $(find "$J" -name '*.xacj' | wc -l) segment files"
-DONE=1
+it_pass

@@ -45,26 +45,8 @@ transfer() {
 
 balances() { echo "$(bal_a $T) $(bal_b $T)"; }
 
-# Hand-made frames (as in test_bad_input.sh) for replies xac does not show.
-[ -x "$RAWFRAME_BIN" ] || fail "$RAWFRAME_BIN is missing: build the prog_rawframe target"
-hx_u16() { printf '%04x' "$1"; }
-hx_u32() { printf '%08x' "$1"; }
-hx_str() {
-    printf '%08x' "$(printf '%s' "$1" | wc -c)"
-    printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
-}
-frame() { printf '%08x%s%s' $((1 + ${#2} / 2)) "$1" "$2"; }
-HELLO=$(frame 01 "$(hx_u16 1)$(hx_str app)$(hx_str "$IT_TOKEN")")
-BEGIN=$(frame 02 "$(hx_u32 0)")
-COMMIT=$(frame 04 "")
-exec_frame() { frame 03 "$(hx_str "$1")$(hx_str "$2")$(hx_u16 0)"; }
-# raw ARG...: RAW[i] is the i-th reply line.
-raw() {
-    local out
-    out=$("$RAWFRAME_BIN" "$IT_SOCK" "$@") || fail "prog_rawframe failed: $out"
-    mapfile -t RAW <<< "$out"
-    printf '%s\n' "$out" | sed "s/^/[$IT_NAME]   reply: /"
-}
+# Hand-made frames for replies xac does not show.
+it_rawframe_setup
 
 # The gtrid in xac's last line, whatever the outcome.
 last_gtrid() {

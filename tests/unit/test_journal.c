@@ -3,7 +3,7 @@
  * refused with file and offset, the directory lock, read-only replay, group
  * commit under 16 threads, and a journal that stops after a failed write.
  * Segments are preallocated with zeros, so where records end is found by
- * reading them (used()), not from the file size. Rotation, deletion, salvage
+ * reading them (jt_used()), not from the file size. Rotation, deletion, salvage
  * and fault hooks are in test_journal_segments.c. */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cu.h"
+#include "jtest.h"
 #include "journal.h"
 
 static bool in_doubt; /* journal_commit's verdict on a failure, for the tests that look */
@@ -28,30 +29,13 @@ static char tseg[PATH_MAX + 32];
 
 static void dir_new(void)
 {
-    snprintf(tdir, sizeof tdir, "/tmp/xacj-test-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(tdir) != NULL);
-    char *real = realpath(tdir, NULL);
-    CU_ASSERT_FATAL(real != NULL);
-    snprintf(tdir, sizeof tdir, "%s", real);
-    free(real);
+    jt_dir_new(tdir, sizeof tdir, "/tmp/xacj-test-XXXXXX");
     snprintf(tseg, sizeof tseg, "%s/%s", tdir, SEG_NAME);
 }
 
 static void dir_rm(void)
 {
-    DIR *d = opendir(tdir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[PATH_MAX + 300];
-        snprintf(p, sizeof p, "%s/%s", tdir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tdir);
+    jt_dir_rm(tdir);
 }
 
 static void txn(journal_txn *t, const char *gtrid, int nb)
@@ -85,78 +69,15 @@ static journal *open_ok(int flags)
     return j;
 }
 
-static long fsize(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Where the valid records of a segment end: the scan stops at the zero tail,
- * at a bad record or at the end of the file. -1 if the file cannot be read. */
-static long used(const char *p)
-{
-    FILE *f = fopen(p, "rb");
-    if (f == NULL)
-        return -1;
-    uint8_t h[9], body[4096];
-    long off = 20;
-    for (;;) {
-        if (fseek(f, off, SEEK_SET) != 0 || fread(h, 1, 9, f) != 9)
-            break;
-        uint32_t len = get32(h);
-        if (len < 2 || len > sizeof body - 1 || fread(body + 1, 1, len, f) != len)
-            break;
-        body[0] = h[8];
-        if (xac_crc32c(0, body, (size_t)len + 1) != get32(h + 4))
-            break;
-        off += 9 + (long)len;
-    }
-    fclose(f);
-    return off;
-}
-
 /* Whether the file holds nothing but zeros from off on (a torn tail is gone,
  * by zeroing or by truncation). */
 static bool zero_from(const char *p, long off)
 {
-    FILE *f = fopen(p, "rb");
-    if (f == NULL || fseek(f, off, SEEK_SET) != 0) {
-        if (f != NULL)
-            fclose(f);
-        return false;
-    }
-    int c;
-    while ((c = getc(f)) != EOF && c == 0)
-        ;
-    fclose(f);
-    return c == EOF;
-}
-
-static uint8_t *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const uint8_t *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    CU_ASSERT_EQUAL(fwrite(b, 1, n, f), n);
-    fclose(f);
+    size_t n;
+    uint8_t *b = jt_slurp(p, &n);
+    bool z = b != NULL && jt_all_zero(b, (size_t)off, n);
+    free(b);
+    return z;
 }
 
 /* Commits gtrids g[0..n) one open at a time, recording where each record
@@ -166,11 +87,11 @@ static void build(const char *const *g, int n, long *offs)
     for (int i = 0; i < n; i++) {
         journal *j = open_ok(0);
         CU_ASSERT_FATAL(j != NULL);
-        offs[i] = used(tseg);
+        offs[i] = jt_used(tseg);
         CU_ASSERT_EQUAL(commit(j, g[i], 2 + i % 3), XAC_OK);
         journal_close(j);
     }
-    offs[n] = used(tseg);
+    offs[n] = jt_used(tseg);
 }
 
 static void test_roundtrip(void)
@@ -178,8 +99,8 @@ static void test_roundtrip(void)
     dir_new();
     journal *j = open_ok(0);
     CU_ASSERT_FATAL(j != NULL);
-    CU_ASSERT_EQUAL(used(tseg), 20);
-    CU_ASSERT(fsize(tseg) >= (long)JOURNAL_SEGMENT_SIZE_DEFAULT); /* preallocated */
+    CU_ASSERT_EQUAL(jt_used(tseg), 20);
+    CU_ASSERT(jt_fsize(tseg) >= (long)JOURNAL_SEGMENT_SIZE_DEFAULT); /* preallocated */
     CU_ASSERT_EQUAL(commit(j, "n1.a.1", 2), XAC_OK);
     CU_ASSERT_EQUAL(commit(j, "n1.a.2", 3), XAC_OK);
     CU_ASSERT_EQUAL(commit(j, "n1.a.3", 64), XAC_OK);
@@ -267,7 +188,7 @@ static void test_invalid_input(void)
     txn(&t, "", 2);
     CU_ASSERT_EQUAL(journal_commit(j, &t, &in_doubt, &e), XAC_EINVAL);
     CU_ASSERT_EQUAL(journal_end(j, "", &e), XAC_EINVAL);
-    CU_ASSERT_EQUAL(used(tseg), 20);
+    CU_ASSERT_EQUAL(jt_used(tseg), 20);
     journal_close(j);
     dir_rm();
 }
@@ -283,11 +204,11 @@ static void test_torn_tail(void)
     long offs[4];
     build(g, 3, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     CU_ASSERT_FATAL(orig != NULL && (long)n >= offs[3]);
     int cuts = 0;
     for (long cut = offs[2]; cut < offs[3]; cut++) {
-        spit(tseg, orig, (size_t)cut);
+        jt_spit(tseg, orig, (size_t)cut);
         journal *j = open_ok(0);
         CU_ASSERT_FATAL(j != NULL);
         CU_ASSERT_TRUE(journal_is_committed(j, "n1.t.1"));
@@ -300,7 +221,7 @@ static void test_torn_tail(void)
         journal_get_stats(j, &st);
         CU_ASSERT_EQUAL(st.replayed, 2);
         journal_close(j);
-        CU_ASSERT_EQUAL(used(tseg), offs[2]);
+        CU_ASSERT_EQUAL(jt_used(tseg), offs[2]);
         CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
         cuts++;
     }
@@ -326,26 +247,26 @@ static void test_torn_zeros(void)
     long offs[3];
     build(g, 2, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     CU_ASSERT_FATAL(orig != NULL);
     uint8_t *b = calloc(n + 4096, 1);
     memcpy(b, orig, n);
     b[offs[1] + 12] ^= 0x01;
-    spit(tseg, b, n + 4096);
+    jt_spit(tseg, b, n + 4096);
     journal *j = open_ok(0);
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.z.1"));
     CU_ASSERT_FALSE(journal_is_committed(j, "n1.z.2"));
     journal_close(j);
-    CU_ASSERT_EQUAL(used(tseg), offs[1]);
+    CU_ASSERT_EQUAL(jt_used(tseg), offs[1]);
     CU_ASSERT_TRUE(zero_from(tseg, offs[1]));
 
     memcpy(b, orig, n);
     memset(b + n, 0, 4096);
-    spit(tseg, b, n + 4096);
+    jt_spit(tseg, b, n + 4096);
     j = open_ok(0);
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.z.2"));
     journal_close(j);
-    CU_ASSERT_EQUAL(used(tseg), offs[2]);
+    CU_ASSERT_EQUAL(jt_used(tseg), offs[2]);
     CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
     free(b);
     free(orig);
@@ -354,7 +275,7 @@ static void test_torn_zeros(void)
 
 static void expect_corrupt(const uint8_t *b, size_t n, long at)
 {
-    spit(tseg, b, n);
+    jt_spit(tseg, b, n);
     journal *j = NULL;
     xac_err e;
     xac_err_clear(&e);
@@ -364,14 +285,8 @@ static void expect_corrupt(const uint8_t *b, size_t n, long at)
     char want[64];
     snprintf(want, sizeof want, "offset %ld:", at);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, want));
-    CU_ASSERT_EQUAL(fsize(tseg), (long)n); /* not truncated */
+    CU_ASSERT_EQUAL(jt_fsize(tseg), (long)n); /* not truncated */
     journal_close(j);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Damage in a middle record, with valid records after it, refuses to open. */
@@ -382,7 +297,7 @@ static void test_corrupt_middle(void)
     long offs[4];
     build(g, 3, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     uint8_t *b = malloc(n);
     CU_ASSERT_FATAL(orig != NULL && b != NULL);
     /* A bit flip in the payload, in the type, in the CRC and in the length. */
@@ -396,14 +311,14 @@ static void test_corrupt_middle(void)
     /* A length that runs over a valid record into the zero tail, or past the
      * end of a file cut after the last record, is damage, not a torn tail. */
     memcpy(b, orig, n);
-    put32(b + offs[1], 600);
+    jt_put32(b + offs[1], 600);
     expect_corrupt(b, n, offs[1]);
     expect_corrupt(b, (size_t)offs[3], offs[1]);
     /* The first record damaged, the second intact. */
     memcpy(b, orig, n);
     b[offs[0] + 10] ^= 0x04;
     expect_corrupt(b, n, offs[0]);
-    spit(tseg, orig, n);
+    jt_spit(tseg, orig, n);
     journal *j = open_ok(JOURNAL_READONLY);
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.c.3"));
     journal_close(j);
@@ -414,7 +329,7 @@ static void test_corrupt_middle(void)
 
 static void expect_bad_header(const uint8_t *b, size_t n, const char *why)
 {
-    spit(tseg, b, n);
+    jt_spit(tseg, b, n);
     journal *j = NULL;
     xac_err e;
     xac_err_clear(&e);
@@ -423,7 +338,7 @@ static void expect_bad_header(const uint8_t *b, size_t n, const char *why)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, tseg));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "bad header"));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, why));
-    CU_ASSERT_EQUAL(fsize(tseg), (long)n);
+    CU_ASSERT_EQUAL(jt_fsize(tseg), (long)n);
 }
 
 static void test_bad_header(void)
@@ -433,7 +348,7 @@ static void test_bad_header(void)
     long offs[2];
     build(g, 1, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     uint8_t *b = malloc(n);
     CU_ASSERT_FATAL(orig != NULL && b != NULL);
     memcpy(b, orig, n);
@@ -443,12 +358,12 @@ static void test_bad_header(void)
     b[9] ^= 1; /* segment number, CRC now wrong */
     expect_bad_header(b, n, "CRC");
     memcpy(b, orig, n);
-    put32(b + 4, 2);
-    put32(b + 16, xac_crc32c(0, b, 16));
+    jt_put32(b + 4, 2);
+    jt_put32(b + 16, xac_crc32c(0, b, 16));
     expect_bad_header(b, n, "format version 2");
     memcpy(b, orig, n);
     b[8] = 7; /* segment 7 in a file named 1 */
-    put32(b + 16, xac_crc32c(0, b, 16));
+    jt_put32(b + 16, xac_crc32c(0, b, 16));
     expect_bad_header(b, n, "file name");
     expect_bad_header(orig, 11, "shorter");
     free(b);
@@ -466,7 +381,7 @@ static void test_segments(void)
     long offs[3];
     build(g, 2, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     CU_ASSERT_FATAL(orig != NULL);
     /* Segment 2: a fresh header, then an END of n1.s.1 copied from a journal
      * in another directory. */
@@ -479,14 +394,14 @@ static void test_segments(void)
     dir_new();
     journal *j = open_ok(0);
     CU_ASSERT_EQUAL(commit(j, "n1.s.1", 2), XAC_OK);
-    long before_end = used(tseg);
+    long before_end = jt_used(tseg);
     xac_err e;
     CU_ASSERT_EQUAL(journal_end(j, "n1.s.1", &e), XAC_OK);
     journal_close(j);
     size_t n2;
-    uint8_t *other = slurp(tseg, &n2);
+    uint8_t *other = jt_slurp(tseg, &n2);
     CU_ASSERT_FATAL(other != NULL && (long)n2 > before_end);
-    n2 = (size_t)used(tseg); /* just the END record after before_end */
+    n2 = (size_t)jt_used(tseg); /* just the END record after before_end */
     CU_ASSERT_FATAL((long)n2 > before_end);
     dir_rm();
     snprintf(tdir, sizeof tdir, "%s", keep);
@@ -495,31 +410,31 @@ static void test_segments(void)
     uint8_t *b = malloc(20 + n2);
     memcpy(b, orig, 20);
     b[8] = 2;
-    put32(b + 16, xac_crc32c(0, b, 16));
+    jt_put32(b + 16, xac_crc32c(0, b, 16));
     memcpy(b + 20, other + before_end, n2 - (size_t)before_end);
-    spit(seg2, b, 20 + n2 - (size_t)before_end);
-    spit(tmp, (const uint8_t *)"x", 1);
+    jt_spit(seg2, b, 20 + n2 - (size_t)before_end);
+    jt_spit(tmp, (const uint8_t *)"x", 1);
 
     j = open_ok(JOURNAL_READONLY);
     CU_ASSERT_FALSE(journal_is_committed(j, "n1.s.1"));
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.s.2"));
     journal_close(j);
-    CU_ASSERT_EQUAL(fsize(tmp), 1);
+    CU_ASSERT_EQUAL(jt_fsize(tmp), 1);
     j = open_ok(0);
     /* The leftover is gone (a spare of the journal's own may have its name). */
-    CU_ASSERT_NOT_EQUAL(fsize(tmp), 1);
+    CU_ASSERT_NOT_EQUAL(jt_fsize(tmp), 1);
     /* Segment 2 is full (a short file), so the next commit opens segment 3;
      * the live commit of segment 1 is carried into it and segment 1 goes. */
-    long s2 = used(seg2);
+    long s2 = jt_used(seg2);
     CU_ASSERT_EQUAL(commit(j, "n1.s.3", 2), XAC_OK);
-    CU_ASSERT_EQUAL(used(seg2), s2);
+    CU_ASSERT_EQUAL(jt_used(seg2), s2);
     char seg3[PATH_MAX + 32];
     snprintf(seg3, sizeof seg3, "%s/0000000000000003.xacj", tdir);
-    CU_ASSERT(fsize(seg3) >= JOURNAL_SEGMENT_SIZE_DEFAULT);
+    CU_ASSERT(jt_fsize(seg3) >= JOURNAL_SEGMENT_SIZE_DEFAULT);
     journal_stats st;
     journal_get_stats(j, &st);
     CU_ASSERT_EQUAL(st.carried, 1);
-    CU_ASSERT_EQUAL(fsize(tseg), -1);
+    CU_ASSERT_EQUAL(jt_fsize(tseg), -1);
     journal_close(j);
     j = open_ok(JOURNAL_READONLY);
     CU_ASSERT_TRUE(journal_is_committed(j, "n1.s.2"));
@@ -527,14 +442,14 @@ static void test_segments(void)
     journal_close(j);
 
     /* Segment 1 torn while segment 2 exists. */
-    spit(tseg, orig, (size_t)offs[2] - 3);
+    jt_spit(tseg, orig, (size_t)offs[2] - 3);
     j = NULL;
     CU_ASSERT_EQUAL(journal_open(tdir, 0, &j, &e), XAC_EJOURNAL);
     char want[64];
     snprintf(want, sizeof want, "offset %ld:", offs[1]);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, want));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, tseg));
-    CU_ASSERT_EQUAL(fsize(tseg), offs[2] - 3);
+    CU_ASSERT_EQUAL(jt_fsize(tseg), offs[2] - 3);
     free(b);
     free(other);
     free(orig);
@@ -554,7 +469,7 @@ static void test_mkdir(void)
     journal_close(j);
     char seg[PATH_MAX + 64];
     snprintf(seg, sizeof seg, "%s/%s", deep, SEG_NAME);
-    CU_ASSERT(fsize(seg) > 20);
+    CU_ASSERT(jt_fsize(seg) > 20);
     unlink(seg);
     snprintf(seg, sizeof seg, "%s/LOCK", deep);
     unlink(seg);
@@ -597,7 +512,7 @@ static void test_readonly(void)
     long offs[3];
     build(g, 2, offs);
     size_t n;
-    uint8_t *orig = slurp(tseg, &n);
+    uint8_t *orig = jt_slurp(tseg, &n);
     CU_ASSERT_FATAL(orig != NULL);
     /* A torn tail in the zero-filled area: the first 13 bytes of a copy of
      * the last record. */
@@ -605,7 +520,7 @@ static void test_readonly(void)
     uint8_t *b = malloc(n);
     memcpy(b, orig, n);
     memcpy(b + offs[2], orig + offs[1], 13);
-    spit(tseg, b, n);
+    jt_spit(tseg, b, n);
     struct stat before;
     CU_ASSERT_EQUAL_FATAL(stat(tseg, &before), 0);
 
@@ -621,7 +536,7 @@ static void test_readonly(void)
     journal_close(j);
 
     size_t n2;
-    uint8_t *after = slurp(tseg, &n2);
+    uint8_t *after = jt_slurp(tseg, &n2);
     CU_ASSERT_EQUAL(n2, n);
     CU_ASSERT(after != NULL && memcmp(after, b, n) == 0);
     struct stat st2;
@@ -633,12 +548,12 @@ static void test_readonly(void)
     snprintf(none, sizeof none, "%s/none", tdir);
     journal *j2 = NULL;
     CU_ASSERT_EQUAL(journal_open(none, JOURNAL_READONLY, &j2, &e), XAC_EJOURNAL);
-    CU_ASSERT_EQUAL(fsize(none), -1);
+    CU_ASSERT_EQUAL(jt_fsize(none), -1);
 
     /* A writable open does remove the torn bytes. */
     j = open_ok(0);
     journal_close(j);
-    CU_ASSERT_EQUAL(used(tseg), offs[2]);
+    CU_ASSERT_EQUAL(jt_used(tseg), offs[2]);
     CU_ASSERT_TRUE(zero_from(tseg, offs[2]));
     free(after);
     free(b);

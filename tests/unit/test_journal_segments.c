@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -20,17 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cu.h"
 #include "journal.h"
+#include "jtest.h"
 
-#define SEG     (64u << 10)
-#define HDR_LEN 20
-#define REC_HDR 9
-#define MAX_PAY 2186
+#define SEG (64u << 10)
 /* Branches of a "big" transaction: about 1.5 KB per COMMIT record, so that a
  * 64 KiB segment holds some 40 of them and rotation needs few syncs. */
 #define BIG_NB 48
@@ -42,26 +38,12 @@ static char tdir[PATH_MAX];
 
 static void dir_new(void)
 {
-    snprintf(tdir, sizeof tdir, "/tmp/xacjs-test-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(tdir) != NULL);
-    char *real = realpath(tdir, NULL);
-    CU_ASSERT_FATAL(real != NULL);
-    snprintf(tdir, sizeof tdir, "%s", real);
-    free(real);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    remove(path);
-    return 0;
+    jt_dir_new(tdir, sizeof tdir, "/tmp/xacjs-test-XXXXXX");
 }
 
 static void dir_rm(void)
 {
-    nftw(tdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    jt_dir_rm(tdir);
 }
 
 static void seg_path(char *out, size_t n, uint64_t segno)
@@ -108,100 +90,6 @@ static void list_dir(listing *l)
 
 /* ------------------------------------------------------------------ files */
 
-static long fsize(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 ? (long)sb.st_size : -1;
-}
-
-static uint8_t *slurp(const char *p, size_t *n)
-{
-    *n = 0;
-    FILE *f = fopen(p, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    if (b != NULL)
-        *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const uint8_t *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    CU_ASSERT_EQUAL(fwrite(b, 1, n, f), n);
-    fclose(f);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-/* Whether a segment image has the documented header for segno. */
-static bool header_ok(const uint8_t *b, size_t n, uint64_t segno)
-{
-    return n >= HDR_LEN && memcmp(b, "XACJ", 4) == 0 && get32(b + 4) == 1 &&
-           get64(b + 8) == segno && get32(b + 16) == xac_crc32c(0, b, 16);
-}
-
-/* A record found in a segment image. */
-typedef struct srec {
-    long off;
-    long len; /* whole record, header included */
-    uint8_t type;
-    char gtrid[XAC_GTRID_MAX + 1];
-} srec;
-
-/* The valid records from the header on, up to the first that is not (a zero
- * tail, a torn or damaged record, or the end of the image). Returns the count;
- * *end is where the scan stopped. */
-static int scan(const uint8_t *b, size_t n, srec *out, int max, long *end)
-{
-    long off = HDR_LEN;
-    int k = 0;
-    while ((size_t)off + REC_HDR <= n) {
-        uint32_t len = get32(b + off);
-        if (len < 2 || len > MAX_PAY || (size_t)off + REC_HDR + len > n)
-            break;
-        if (xac_crc32c(0, b + off + 8, (size_t)len + 1) != get32(b + off + 4))
-            break;
-        const uint8_t *p = b + off + REC_HDR;
-        size_t glen = p[0];
-        if (glen < 1 || glen > XAC_GTRID_MAX || glen + 1 > len)
-            break;
-        if (k < max) {
-            out[k].off = off;
-            out[k].len = REC_HDR + (long)len;
-            out[k].type = b[off + 8];
-            memcpy(out[k].gtrid, p + 1, glen);
-            out[k].gtrid[glen] = '\0';
-        }
-        k++;
-        off += REC_HDR + (long)len;
-    }
-    *end = off;
-    return k;
-}
-
-static bool all_zero(const uint8_t *b, size_t from, size_t n)
-{
-    for (size_t i = from; i < n; i++)
-        if (b[i] != 0)
-            return false;
-    return true;
-}
-
 /* Every segment in the directory is preallocated to at least size bytes and
  * has a valid header. A segment deleted between listing and reading (the
  * writer runs concurrently) is skipped. Returns the number checked. */
@@ -214,15 +102,15 @@ static int check_segments(uint64_t size)
         char p[PATH_MAX + 32];
         seg_path(p, sizeof p, l.seg[i]);
         size_t n;
-        uint8_t *b = slurp(p, &n);
+        uint8_t *b = jt_slurp(p, &n);
         if (b == NULL && errno == ENOENT)
             continue;
         CU_ASSERT_PTR_NOT_NULL_FATAL(b);
         CU_ASSERT(n >= size);
-        CU_ASSERT(header_ok(b, n, l.seg[i]));
-        if (n < size || !header_ok(b, n, l.seg[i]))
+        CU_ASSERT(jt_header_ok(b, n, l.seg[i]));
+        if (n < size || !jt_header_ok(b, n, l.seg[i]))
             xac_loge("segment %s: %zu bytes (want >= %" PRIu64 "), header %s", p, n, size,
-                     header_ok(b, n, l.seg[i]) ? "ok" : "bad");
+                     jt_header_ok(b, n, l.seg[i]) ? "ok" : "bad");
         free(b);
         checked++;
     }
@@ -238,12 +126,12 @@ static uint64_t seg_holding(const char *gtrid)
         char p[PATH_MAX + 32];
         seg_path(p, sizeof p, l.seg[i]);
         size_t n;
-        uint8_t *b = slurp(p, &n);
+        uint8_t *b = jt_slurp(p, &n);
         if (b == NULL)
             continue;
-        static srec r[4096];
+        static jt_rec r[4096];
         long end;
-        int k = scan(b, n, r, 4096, &end);
+        int k = jt_scan(b, n, r, 4096, &end);
         free(b);
         for (int x = 0; x < k && x < 4096; x++)
             if (r[x].type == 1 && strcmp(r[x].gtrid, gtrid) == 0)
@@ -392,6 +280,20 @@ static bool txn_is(journal *j, const char *gtrid, int nb)
         if (strcmp(t.resources[i], want.resources[i]) != 0)
             return false;
     return true;
+}
+
+/* How many of n1.<tag>.0, n1.<tag>.<step>, ... below upto are not there
+ * exactly as commit_nb wrote them with BIG_NB branches. */
+static int missing_big(journal *j, const char *tag, int upto, int step)
+{
+    int missing = 0;
+    for (int i = 0; i < upto; i += step) {
+        char g[40];
+        snprintf(g, sizeof g, "n1.%s.%d", tag, i);
+        if (!txn_is(j, g, BIG_NB))
+            missing++;
+    }
+    return missing;
 }
 
 /* Whether a message names byte offset off (and not a longer number that
@@ -639,7 +541,7 @@ static void test_carry_forward(void)
     CU_ASSERT(l.ntmp <= 1);
     char p[PATH_MAX + 32];
     seg_path(p, sizeof p, pinseg);
-    CU_ASSERT_EQUAL(fsize(p), -1); /* the pinned COMMIT's first home is gone */
+    CU_ASSERT_EQUAL(jt_fsize(p), -1); /* the pinned COMMIT's first home is gone */
     CU_ASSERT(seg_holding("n1.pin.1") > pinseg);
 
     j = jopen(0, SEG, NULL);
@@ -690,14 +592,7 @@ static void test_pending_exceeds_segment(void)
     j = jopen(0, SEG, NULL);
     CU_ASSERT_FATAL(j != NULL);
     CU_ASSERT_EQUAL(stats(j).pending, (size_t)npin);
-    int missing = 0;
-    for (int i = 0; i < npin; i++) {
-        char g[32];
-        snprintf(g, sizeof g, "n1.pp.%d", i);
-        if (!txn_is(j, g, BIG_NB))
-            missing++;
-    }
-    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(missing_big(j, "pp", npin, 1), 0);
     jclose(j, NULL);
     CU_ASSERT(check_segments(SEG) >= 1);
     dir_rm();
@@ -714,15 +609,8 @@ static long active_room(void)
         return 0;
     char p[PATH_MAX + 32];
     seg_path(p, sizeof p, l.seg[l.nseg - 1]);
-    size_t n;
-    uint8_t *b = slurp(p, &n);
-    if (b == NULL)
-        return 0;
-    static srec r[4096];
-    long endoff;
-    scan(b, n, r, 4096, &endoff);
-    free(b);
-    return (long)SEG - endoff;
+    long used = jt_used(p);
+    return used < 0 ? 0 : (long)SEG - used;
 }
 
 /* The image of a segment whose last record is n1.t.3, with that record's
@@ -759,17 +647,17 @@ static bool torn_build(torn_setup *s, bool rotate_first)
     CU_ASSERT(segno > 0 && l.nseg > 0 && segno == l.seg[l.nseg - 1]);
     CU_ASSERT_EQUAL(seg_holding("n1.t.1"), segno);
     seg_path(s->path, sizeof s->path, segno);
-    s->img = slurp(s->path, &s->n);
+    s->img = jt_slurp(s->path, &s->n);
     if (s->img == NULL)
         return false;
-    srec r[1024];
+    jt_rec r[1024];
     long endoff;
-    int k = scan(s->img, s->n, r, 1024, &endoff);
+    int k = jt_scan(s->img, s->n, r, 1024, &endoff);
     CU_ASSERT(k >= 3 && k <= 1024);
     if (k < 3 || k > 1024)
         return false;
     CU_ASSERT_STRING_EQUAL(r[k - 1].gtrid, "n1.t.3");
-    CU_ASSERT(all_zero(s->img, (size_t)endoff, s->n));
+    CU_ASSERT(jt_all_zero(s->img, (size_t)endoff, s->n));
     CU_ASSERT(s->n >= SEG);
     s->start = r[k - 1].off;
     s->len = r[k - 1].len;
@@ -799,7 +687,7 @@ static void torn_run(bool garbage, bool rotate_first)
                 b[s.start + i] = (uint8_t)(rnd | 1);
             }
         memset(b + s.start + k, 0, (size_t)(s.len - k));
-        spit(s.path, b, s.n);
+        jt_spit(s.path, b, s.n);
         int rc;
         xac_err e;
         journal *j = jopen_rc(0, SEG, NULL, &rc, &e);
@@ -816,8 +704,8 @@ static void torn_run(bool garbage, bool rotate_first)
             stage = 1;
         jclose(j, NULL);
         size_t n2;
-        uint8_t *after = slurp(s.path, &n2);
-        if (stage == 1 && after != NULL && all_zero(after, (size_t)s.start, n2))
+        uint8_t *after = jt_slurp(s.path, &n2);
+        if (stage == 1 && after != NULL && jt_all_zero(after, (size_t)s.start, n2))
             stage = 2;
         /* Zeroed in place, not truncated: the segment stays preallocated, so
          * later writes into it change no metadata and cannot meet a full
@@ -879,7 +767,7 @@ typedef struct two_segs {
     char path[2][PATH_MAX + 32];
     uint8_t *img[2];
     size_t n[2];
-    srec rec[2][512];
+    jt_rec rec[2][512];
     int nrec[2];
     int total;
 } two_segs;
@@ -905,9 +793,9 @@ static bool two_build(two_segs *t)
         char p[PATH_MAX + 32];
         seg_path(p, sizeof p, l.seg[i]);
         size_t n;
-        uint8_t *b = slurp(p, &n);
+        uint8_t *b = jt_slurp(p, &n);
         long e;
-        int k = b != NULL ? scan(b, n, t->rec[used], 512, &e) : 0;
+        int k = b != NULL ? jt_scan(b, n, t->rec[used], 512, &e) : 0;
         if (k == 0) {
             free(b);
             continue;
@@ -948,7 +836,7 @@ static int damaged_copies(const uint8_t *img, size_t n, long bad_off)
         char p[PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", dd, e->d_name);
         size_t cn;
-        uint8_t *c = slurp(p, &cn);
+        uint8_t *c = jt_slurp(p, &cn);
         /* A copy may stop where the data ends; it must reach the damage. */
         if (c != NULL && cn > (size_t)bad_off && cn <= n && memcmp(c, img, cn) == 0)
             found++;
@@ -966,12 +854,12 @@ static void corrupt_run(int which)
     two_segs t;
     CU_ASSERT_TRUE_FATAL(two_build(&t));
     int m = t.nrec[which] / 2;
-    srec bad = t.rec[which][m];
+    jt_rec bad = t.rec[which][m];
     uint8_t *b = malloc(t.n[which]);
     CU_ASSERT_FATAL(b != NULL);
     memcpy(b, t.img[which], t.n[which]);
     b[bad.off + 12] ^= 0x10;
-    spit(t.path[which], b, t.n[which]);
+    jt_spit(t.path[which], b, t.n[which]);
 
     int rc;
     xac_err e;
@@ -985,7 +873,7 @@ static void corrupt_run(int which)
         xac_loge("corruption at %s offset %ld reported as: %s", t.path[which], bad.off, e.msg);
     /* A refused open changes nothing. */
     size_t n2;
-    uint8_t *after = slurp(t.path[which], &n2);
+    uint8_t *after = jt_slurp(t.path[which], &n2);
     CU_ASSERT(after != NULL && n2 == t.n[which] && memcmp(after, b, n2) == 0);
     free(after);
     j = jopen_rc(JOURNAL_READONLY, SEG, NULL, &rc, &e);
@@ -1266,14 +1154,7 @@ static void test_create_fails(void)
     CU_ASSERT_FALSE(journal_is_committed(j, failed_g));
     CU_ASSERT_TRUE(txn_is(j, "n1.n.keep", 2));
     CU_ASSERT_TRUE(txn_is(j, "n1.n.next", 2));
-    int missing = 0;
-    for (int i = 0; i < failed_at; i += 10) {
-        char g[32];
-        snprintf(g, sizeof g, "n1.n.%d", i);
-        if (!txn_is(j, g, BIG_NB))
-            missing++;
-    }
-    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(missing_big(j, "n", failed_at, 10), 0);
     jclose(j, NULL);
     CU_ASSERT(check_segments(SEG) >= 1);
     dir_rm();
