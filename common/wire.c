@@ -74,6 +74,14 @@ static const char *msg_name(uint8_t type)
         return "ROLLBACK";
     case XAC_MSG_STATUS:
         return "STATUS";
+    case XAC_MSG_ADMIN_STATUS:
+        return "ADMIN_STATUS";
+    case XAC_MSG_ADMIN_LIST:
+        return "ADMIN_LIST";
+    case XAC_MSG_ADMIN_RESOLVE:
+        return "ADMIN_RESOLVE";
+    case XAC_MSG_ADMIN_RECOVER:
+        return "ADMIN_RECOVER";
     case XAC_MSG_WELCOME:
         return "WELCOME";
     case XAC_MSG_BEGUN:
@@ -110,6 +118,8 @@ void xac_msg_free(xac_msg *m)
     free(m->resource);
     free(m->sql);
     free(m->message);
+    free(m->xid);
+    free(m->operator_name);
     for (size_t i = 0; m->params != NULL && i < m->nparams; i++)
         free((char *)m->params[i].s);
     free(m->params);
@@ -234,7 +244,19 @@ static int put_payload(const xac_msg *m, xac_buf *b, xac_err *err)
         return XAC_OK;
     case XAC_MSG_COMMIT:
     case XAC_MSG_ROLLBACK:
+    case XAC_MSG_ADMIN_STATUS:
+    case XAC_MSG_ADMIN_LIST:
+    case XAC_MSG_ADMIN_RECOVER:
         return XAC_OK;
+    case XAC_MSG_ADMIN_RESOLVE:
+        if (m->action > XAC_ADMIN_ROLLBACK || m->force > 1)
+            return xac_err_set(err, XAC_EINVAL, "ADMIN_RESOLVE: invalid action %u or force %u",
+                               m->action, m->force);
+        TRY(put_str(b, m->resource, err));
+        TRY(put_str(b, m->xid, err));
+        TRY(put_u8(b, m->action, err));
+        TRY(put_u8(b, m->force, err));
+        return put_str(b, m->operator_name, err);
     case XAC_MSG_STATUS:
     case XAC_MSG_BEGUN:
         return put_str(b, m->gtrid, err);
@@ -498,7 +520,22 @@ static int get_payload(rd *r, xac_msg *m)
         return get_exec(r, m);
     case XAC_MSG_COMMIT:
     case XAC_MSG_ROLLBACK:
+    case XAC_MSG_ADMIN_STATUS:
+    case XAC_MSG_ADMIN_LIST:
+    case XAC_MSG_ADMIN_RECOVER:
         return XAC_OK;
+    case XAC_MSG_ADMIN_RESOLVE:
+        TRY(get_str(r, "resource", false, &m->resource, NULL));
+        TRY(get_str(r, "xid", false, &m->xid, NULL));
+        TRY(get_u8(r, "action", &m->action));
+        if (m->action > XAC_ADMIN_ROLLBACK)
+            return xac_err_set(r->err, XAC_EPROTO, "ADMIN_RESOLVE: action: unknown value %u",
+                               m->action);
+        TRY(get_u8(r, "force", &m->force));
+        if (m->force > 1)
+            return xac_err_set(r->err, XAC_EPROTO, "ADMIN_RESOLVE: force: %u is not 0 or 1",
+                               m->force);
+        return get_str(r, "operator", false, &m->operator_name, NULL);
     case XAC_MSG_STATUS:
     case XAC_MSG_BEGUN:
         return get_str(r, "gtrid", false, &m->gtrid, NULL);

@@ -162,6 +162,12 @@ enum xac_msg_type {
     XAC_MSG_COMMIT = 0x04,
     XAC_MSG_ROLLBACK = 0x05,
     XAC_MSG_STATUS = 0x06,
+    /* The admin socket's requests (docs/protocol.md, "Admin socket"); never
+     * valid on a client listener. Replies are RESULT, OUTCOME and ERROR. */
+    XAC_MSG_ADMIN_STATUS = 0x20,
+    XAC_MSG_ADMIN_LIST = 0x21,
+    XAC_MSG_ADMIN_RESOLVE = 0x22,
+    XAC_MSG_ADMIN_RECOVER = 0x23,
     XAC_MSG_WELCOME = 0x81,
     XAC_MSG_BEGUN = 0x82,
     XAC_MSG_RESULT = 0x83,
@@ -171,6 +177,9 @@ enum xac_msg_type {
 };
 
 enum xac_outcome { XAC_OUTCOME_COMMITTED = 0, XAC_OUTCOME_ROLLED_BACK = 1 };
+
+/* ADMIN_RESOLVE's action. */
+enum xac_admin_action { XAC_ADMIN_COMMIT = 0, XAC_ADMIN_ROLLBACK = 1 };
 
 /* Transaction states, as in client/xac.h. */
 #define XAC_STATE_UNKNOWN     0 /* not live, no commit record: it did not commit */
@@ -202,6 +211,10 @@ typedef struct xac_msg {
     uint8_t state;       /* STATE: XAC_STATE_* */
     uint16_t code;       /* ERROR: XAC_E* */
     char *message;       /* OUTCOME, ERROR */
+    char *xid;           /* ADMIN_RESOLVE: xac_xid_format text */
+    uint8_t action;      /* ADMIN_RESOLVE: enum xac_admin_action */
+    uint8_t force;       /* ADMIN_RESOLVE: 0 or 1 */
+    char *operator_name; /* ADMIN_RESOLVE: who asked, for the audit log */
 } xac_msg;
 
 void xac_msg_init(xac_msg *m, uint8_t type);

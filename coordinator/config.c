@@ -377,6 +377,33 @@ static int load_log(loader *L, const config_setting_t *root, xacd_config *cfg)
     return XAC_OK;
 }
 
+static int load_recovery(loader *L, const config_setting_t *root, xacd_config *cfg)
+{
+    static const char *const keys[] = {"interval_ms", "grace_ms", "retry_min_ms", "retry_max_ms",
+                                       NULL};
+    const long long max = 0x7fffffff;
+    config_setting_t *g;
+    int rc = get_group(L, root, "recovery", &g);
+    if (rc != XAC_OK || g == NULL)
+        return rc;
+    if ((rc = check_keys(L, g, keys, "recovery")) != XAC_OK ||
+        (rc = get_u32(L, g, "recovery", "interval_ms", 100, max, &cfg->recovery_interval_ms)) !=
+            XAC_OK ||
+        (rc = get_u32(L, g, "recovery", "grace_ms", 0, max, &cfg->recovery_grace_ms)) != XAC_OK ||
+        (rc = get_u32(L, g, "recovery", "retry_min_ms", 10, max, &cfg->recovery_retry_min_ms)) !=
+            XAC_OK ||
+        (rc = get_u32(L, g, "recovery", "retry_max_ms", 10, max, &cfg->recovery_retry_max_ms)) !=
+            XAC_OK)
+        return rc;
+    if (cfg->recovery_retry_max_ms < cfg->recovery_retry_min_ms) {
+        const config_setting_t *s = config_setting_get_member(g, "retry_max_ms");
+        return fail(L, s != NULL ? s : g,
+                    "recovery.retry_max_ms (%u) is less than recovery.retry_min_ms (%u)",
+                    cfg->recovery_retry_max_ms, cfg->recovery_retry_min_ms);
+    }
+    return XAC_OK;
+}
+
 static int load_testing(loader *L, const config_setting_t *root, xacd_config *cfg)
 {
     static const char *const keys[] = {"fault_injection", NULL};
@@ -605,6 +632,38 @@ static int load_clients(loader *L, const config_setting_t *root, xacd_config *cf
     return XAC_OK;
 }
 
+/* admin_socket and audit_log: both default to files in the journal directory,
+ * which only xacd's user can reach; the socket's path must fit a sun_path. */
+static int load_admin(loader *L, const config_setting_t *root, xacd_config *cfg)
+{
+    bool found;
+    char path[PATH_MAX];
+    int rc = get_str(L, root, "", "admin_socket", false, path, sizeof path, &found);
+    if (rc != XAC_OK)
+        return rc;
+    const config_setting_t *s = config_setting_get_member(root, "admin_socket");
+    if (found && path[0] == '\0')
+        return fail(L, s, "admin_socket is empty (xacctl needs it to reach a running xacd)");
+    if (!found &&
+        (size_t)snprintf(path, sizeof path, "%s/admin.sock", cfg->journal_dir) >= sizeof path)
+        return fail(L, NULL, "journal_dir is too long to hold admin.sock; set admin_socket");
+    if (strlen(path) >= sizeof cfg->admin_socket)
+        return fail(L, s, "%s %.64s... is too long for a Unix socket (at most %zu bytes)%s",
+                    found ? "admin_socket" : "the default admin socket", path,
+                    sizeof cfg->admin_socket - 1, found ? "" : "; set admin_socket");
+    memcpy(cfg->admin_socket, path, strlen(path) + 1);
+    rc = get_str(L, root, "", "audit_log", false, cfg->audit_log, sizeof cfg->audit_log, &found);
+    if (rc != XAC_OK)
+        return rc;
+    if (found && cfg->audit_log[0] == '\0')
+        return fail(L, config_setting_get_member(root, "audit_log"),
+                    "audit_log is empty (every manual resolution must be recorded)");
+    if (!found && (size_t)snprintf(cfg->audit_log, sizeof cfg->audit_log, "%s/audit.log",
+                                   cfg->journal_dir) >= sizeof cfg->audit_log)
+        return fail(L, NULL, "journal_dir is too long to hold audit.log; set audit_log");
+    return XAC_OK;
+}
+
 static void set_defaults(xacd_config *cfg)
 {
     snprintf(cfg->unix_path, sizeof cfg->unix_path, "%s", "/run/xac/xacd.sock");
@@ -618,14 +677,19 @@ static void set_defaults(xacd_config *cfg)
     cfg->workers = 16;
     cfg->journal_segment_size = JOURNAL_SEGMENT_SIZE_DEFAULT;
     cfg->log_level = XAC_LOG_INFO;
+    cfg->recovery_interval_ms = 30000;
+    cfg->recovery_grace_ms = 60000;
+    cfg->recovery_retry_min_ms = 1000;
+    cfg->recovery_retry_max_ms = 60000;
 }
 
 static int load_root(loader *L, const config_setting_t *root, xacd_config *cfg)
 {
     static const char *const keys[] = {
-        "node_id",   "listen",  "journal_dir", "journal_segment_size",
-        "timeouts",  "limits",  "workers",     "log",
-        "resources", "clients", "testing",     NULL};
+        "node_id",   "listen",   "journal_dir", "journal_segment_size",
+        "timeouts",  "limits",   "workers",     "log",
+        "resources", "clients",  "testing",     "admin_socket",
+        "audit_log", "recovery", NULL};
     int rc;
     if ((rc = check_keys(L, root, keys, "")) != XAC_OK)
         return rc;
@@ -649,6 +713,8 @@ static int load_root(loader *L, const config_setting_t *root, xacd_config *cfg)
         return rc;
     if (cfg->journal_dir[0] == '\0')
         return fail(L, config_setting_get_member(root, "journal_dir"), "journal_dir is empty");
+    if ((rc = load_admin(L, root, cfg)) != XAC_OK)
+        return rc;
     long long workers;
     bool found;
     if ((rc = load_segment_size(L, root, cfg)) != XAC_OK ||
@@ -656,6 +722,7 @@ static int load_root(loader *L, const config_setting_t *root, xacd_config *cfg)
         (rc = load_timeouts(L, root, cfg)) != XAC_OK ||
         (rc = load_limits(L, root, cfg)) != XAC_OK || (rc = load_log(L, root, cfg)) != XAC_OK ||
         (rc = load_testing(L, root, cfg)) != XAC_OK ||
+        (rc = load_recovery(L, root, cfg)) != XAC_OK ||
         (rc = get_int(L, root, "", "workers", false, 1, 1024, &workers, &found)) != XAC_OK)
         return rc;
     if (found)

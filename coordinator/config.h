@@ -39,6 +39,13 @@ typedef struct xacd_config {
     bool fault_injection; /* testing.fault_injection: arms XAC_CRASH_AT */
     xac_log_level log_level;
     char log_file[PATH_MAX];
+    /* recovery = {...}: the background recovery loop (engine.c). */
+    uint32_t recovery_interval_ms;  /* a pass on every resource this often */
+    uint32_t recovery_grace_ms;     /* undecided branches of this run wait this long */
+    uint32_t recovery_retry_min_ms; /* first retry of a resource that is down */
+    uint32_t recovery_retry_max_ms; /* the backoff doubles up to this */
+    char admin_socket[108];         /* xacd's admin socket (default <journal_dir>/admin.sock) */
+    char audit_log[PATH_MAX];       /* manual resolutions (default <journal_dir>/audit.log) */
 } xacd_config;
 
 /* Loads and validates path into *cfg (zeroed first). Passwords and tokens may

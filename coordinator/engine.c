@@ -17,13 +17,16 @@
 #include "fault.h"
 #include "rec.h"
 
-#define ENGINE_BUCKETS    1024
-#define ENGINE_RING       4096
-#define PHASE2_ATTEMPTS   4
-#define PHASE2_RETRY_MS   200
-#define REAPER_TICK_MS    100
-#define RECOVERY_RETRY_MS 5000 /* first retry of a pass that could not finish */
-#define RECOVERY_MAX_MS   60000
+#define ENGINE_BUCKETS  1024
+#define ENGINE_RING     4096
+#define PHASE2_ATTEMPTS 4
+#define PHASE2_RETRY_MS 200
+#define REAPER_TICK_MS  100
+
+/* The recovery loop: a burst of branches left in doubt is gathered into one
+ * pass; the newest heuristic outcomes are kept for status. */
+#define RECOVERY_SETTLE_MS 200
+#define HEURISTICS_KEPT    256
 
 /* ------------------------------------------------------------ workers */
 
@@ -123,16 +126,39 @@ struct engine {
     pthread_cond_t rcv;
     bool reaper_stop;
 
-    /* Branches this process left in doubt are resolved in the background
-     * instead of waiting for the next start-up pass. */
-    pthread_t recov;
+    /* The recovery loop: one thread per resource, so that a resource that
+     * is down, or hangs, delays the resolution of no other. Each runs a pass
+     * at start-up, every recovery.interval_ms, on demand (need_recovery), and
+     * with its own backoff while its resource is down. */
+    struct recov_res *rr; /* one per resource */
+    size_t nrr;
     bool recov_started;
-    pthread_mutex_t qmu;
+    pthread_mutex_t qmu; /* rr[].needed, recov_stop */
     pthread_cond_t qcv;
-    bool recov_needed;
     bool recov_stop;
+    rec_state *rstate;
     atomic_bool hold_undecided; /* the journal was salvaged: see rec_ctx */
+
+    /* Facts for status (engine_get_health). */
+    atomic_uint_fast64_t n_committed, n_rolled_back;
+    pthread_mutex_t hmu;           /* the fields below and rr[].health */
+    char (*heur)[XAC_ERR_MSG_MAX]; /* ring of the newest HEURISTICS_KEPT */
+    size_t heur_next, heur_count;
+    uint64_t heur_total;
+    uint64_t passes, last_pass_unix;
 };
+
+/* One resource's recovery thread and what status says about the resource. */
+typedef struct recov_res {
+    engine *e;
+    size_t ri;
+    pthread_t th;
+    bool started;
+    bool needed;                   /* under qmu: a pass is asked for */
+    unsigned backoff_ms;           /* the thread's own */
+    engine_resource_health health; /* under hmu */
+    size_t indoubt;                /* under hmu: listed by the last pass */
+} recov_res;
 
 /* ----------------------------------------------------------- helpers */
 
@@ -328,6 +354,10 @@ static void ring_add_locked(engine *e, const char *gtrid, int state)
 static void txn_finish(engine *e, txn *t, int state)
 {
     atomic_store(&t->state, state);
+    if (state == XAC_STATE_COMMITTED)
+        atomic_fetch_add(&e->n_committed, 1);
+    else if (state == XAC_STATE_ROLLED_BACK)
+        atomic_fetch_add(&e->n_rolled_back, 1);
     pthread_mutex_lock(&e->tmu);
     ring_add_locked(e, t->gtrid, state);
     table_remove_locked(e, t);
@@ -378,14 +408,17 @@ static void txn_free(txn *t)
     free(t);
 }
 
-/* Asks the recovery thread for a pass: a branch of ours is left in doubt. */
+/* Asks every recovery thread for a pass: a branch of ours is left in doubt
+ * (on which resource matters little: a pass where nothing is left is cheap,
+ * and END records need every resource of the transaction seen clean). */
 static void need_recovery(engine *e)
 {
     if (!e->recov_started)
         return;
     pthread_mutex_lock(&e->qmu);
-    e->recov_needed = true;
-    pthread_cond_signal(&e->qcv);
+    for (size_t i = 0; i < e->nrr; i++)
+        e->rr[i].needed = true;
+    pthread_cond_broadcast(&e->qcv);
     pthread_mutex_unlock(&e->qmu);
 }
 
@@ -475,7 +508,10 @@ typedef struct step_arg {
 static void job_rollback(void *p)
 {
     step_arg *a = p;
+    bool was_done = a->b->state == BR_DONE || a->b->state == BR_RDONLY;
     branch_rollback(a->e, a->t->gtrid, a->b);
+    if (!was_done && a->b->state == BR_DONE && a->yes != NULL && atomic_fetch_add(a->yes, 1) == 0)
+        fault_point(FAULT_AFTER_FIRST_ROLLBACK);
     branch_release(a->e, a->b);
 }
 
@@ -601,7 +637,11 @@ static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_in
 /* Rolls back every branch in parallel and returns the connections. */
 static void rollback_all(engine *e, txn *t)
 {
-    fan_out(e, t, job_rollback, ALL_STATES, NULL);
+    if (t->nbr > 0)
+        fault_point(FAULT_BEFORE_ROLLBACK);
+    atomic_int done;
+    atomic_init(&done, 0);
+    fan_out(e, t, job_rollback, ALL_STATES, &done);
     for (size_t i = 0; i < t->nbr; i++)
         branch_release(e, &t->br[i]);
 }
@@ -681,71 +721,211 @@ static void ended_cb(void *arg, const char *gtrid)
     engine_recovered(arg, gtrid);
 }
 
-/* Sleeps up to ms on qcv (qmu held); false when asked to stop. */
-static bool recov_wait_locked(engine *e, unsigned ms)
+static void heuristic_cb(void *arg, const char *resource, const char *gtrid, const char *text)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+    (void)resource;
+    (void)gtrid; /* both are in text */
+    engine *e = arg;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pthread_mutex_lock(&e->hmu);
+    e->heur_total++;
+    if (e->heur != NULL) {
+        snprintf(e->heur[e->heur_next], XAC_ERR_MSG_MAX, "%.24s %.480s", when, text);
+        e->heur_next = (e->heur_next + 1) % HEURISTICS_KEPT;
+        if (e->heur_count < HEURISTICS_KEPT)
+            e->heur_count++;
     }
-    while (!e->recov_stop)
-        if (pthread_cond_timedwait(&e->qcv, &e->qmu, &ts) == ETIMEDOUT)
+    pthread_mutex_unlock(&e->hmu);
+}
+
+static bool journal_salvaged(engine *e)
+{
+    journal_stats st;
+    journal_get_stats(e->j, &st);
+    return st.salvaged > 0;
+}
+
+void engine_rec_ctx(engine *e, rec_ctx *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->node_id = e->cfg->node_id;
+    ctx->journal = e->j;
+    ctx->resources = e->cfg->resources;
+    ctx->nresources = e->cfg->nresources;
+    ctx->is_live = live_cb;
+    ctx->live_arg = e;
+    /* The salvage flag is read from the journal too: the threads' first pass
+     * may start before main calls engine_hold_undecided. */
+    ctx->hold_undecided = atomic_load(&e->hold_undecided) || (e->j != NULL && journal_salvaged(e));
+    ctx->on_ended = ended_cb;
+    ctx->ended_arg = e;
+    ctx->boot = e->boot_us;
+    ctx->grace_ms = e->cfg->recovery_grace_ms;
+    ctx->state = e->rstate;
+    ctx->step = fault_rec_step;
+    ctx->on_heuristic = heuristic_cb;
+    ctx->heuristic_arg = e;
+}
+
+/* One pass over rr's resource; notes the resource's health. */
+static void recov_run(engine *e, recov_res *rr, rec_report *r)
+{
+    rec_ctx ctx;
+    engine_rec_ctx(e, &ctx);
+    xac_err err;
+    xac_err_clear(&err);
+    int rc = rec_pass_resource(&ctx, rr->ri, r, &err);
+    if (rc != XAC_OK)
+        xac_logw("engine: recovery pass on resource %s failed: %s", e->cfg->resources[rr->ri].name,
+                 err.msg);
+    uint64_t now = (uint64_t)time(NULL);
+    pthread_mutex_lock(&e->hmu);
+    e->passes++;
+    e->last_pass_unix = now;
+    engine_resource_health *h = &rr->health;
+    if (rc == XAC_OK && r->resources_down == 0) {
+        h->up = true;
+        h->last_ok_unix = now;
+        rr->indoubt = r->listed;
+    } else {
+        h->up = false;
+        h->last_fail_unix = now;
+        snprintf(h->last_error, sizeof h->last_error, "%s", rc != XAC_OK ? err.msg : r->down_error);
+    }
+    pthread_mutex_unlock(&e->hmu);
+}
+
+/* Sleeps on qcv (qmu held) until deadline (monotonic us), a demand for a pass
+ * on rr, or stop; false when asked to stop. */
+static bool recov_sleep_locked(engine *e, recov_res *rr, uint64_t deadline_us)
+{
+    while (!e->recov_stop && !rr->needed) {
+        uint64_t now = xac_now_mono_us();
+        if (now >= deadline_us)
             break;
+        /* qcv runs on CLOCK_REALTIME: wait in slices, re-reading the
+         * monotonic clock, so that a clock step neither stalls nor rushes. */
+        uint64_t left = deadline_us - now;
+        if (left > 1000000u)
+            left = 1000000u;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(left / 1000000u);
+        ts.tv_nsec += (long)(left % 1000000u) * 1000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&e->qcv, &e->qmu, &ts);
+    }
     return !e->recov_stop;
 }
 
 static void *recov_main(void *arg)
 {
-    engine *e = arg;
-    unsigned backoff = RECOVERY_RETRY_MS;
+    recov_res *rr = arg;
+    engine *e = rr->e;
+    const xacd_config *cfg = e->cfg;
+    const char *name = cfg->resources[rr->ri].name;
+    uint64_t next = 0; /* the start-up pass: at once */
     pthread_mutex_lock(&e->qmu);
     for (;;) {
-        while (!e->recov_needed && !e->recov_stop)
-            pthread_cond_wait(&e->qcv, &e->qmu);
-        /* Let a burst of failures settle into one pass. */
-        if (e->recov_stop || !recov_wait_locked(e, 200))
+        if (!recov_sleep_locked(e, rr, next))
             break;
-        e->recov_needed = false;
+        if (rr->needed && next != 0) {
+            /* Let a burst of failures settle into one pass. */
+            uint64_t settle = xac_now_mono_us() + RECOVERY_SETTLE_MS * 1000u;
+            rr->needed = false;
+            if (!recov_sleep_locked(e, rr, settle))
+                break;
+        }
+        rr->needed = false;
         pthread_mutex_unlock(&e->qmu);
 
-        rec_ctx ctx = {.node_id = e->cfg->node_id,
-                       .journal = e->j,
-                       .resources = e->cfg->resources,
-                       .nresources = e->cfg->nresources,
-                       .is_live = live_cb,
-                       .live_arg = e,
-                       .hold_undecided = atomic_load(&e->hold_undecided),
-                       .on_ended = ended_cb,
-                       .ended_arg = e};
         rec_report r;
-        xac_err err;
-        xac_err_clear(&err);
-        xac_logi("engine: recovery pass for branches left in doubt");
-        int rc = rec_pass(&ctx, &r, &err);
-        /* Held branches are not retried: nothing changes for them before a
-         * restart (or the operator). */
-        bool again = rc != XAC_OK || r.failed > 0 || r.resources_down > 0;
-        if (rc != XAC_OK)
-            xac_logw("engine: recovery pass failed: %s", err.msg);
+        memset(&r, 0, sizeof r);
+        recov_run(e, rr, &r);
+        unsigned wait_ms = cfg->recovery_interval_ms;
+        if (r.resources_down > 0 || r.failed > 0) {
+            rr->backoff_ms = rr->backoff_ms == 0 ? cfg->recovery_retry_min_ms
+                             : rr->backoff_ms >= cfg->recovery_retry_max_ms / 2
+                                 ? cfg->recovery_retry_max_ms
+                                 : rr->backoff_ms * 2;
+            wait_ms = rr->backoff_ms;
+            xac_logw("engine: recovery on resource %s: %s; next try in %u ms", name,
+                     r.resources_down > 0 ? "resource down" : "some actions failed", wait_ms);
+        } else {
+            rr->backoff_ms = 0;
+        }
+        /* A branch waiting out its grace period is rolled back when the
+         * period ends, not at the next periodic pass. */
+        if (r.waiting > 0 && r.wait_ms > 0 && r.wait_ms + 50 < wait_ms)
+            wait_ms = r.wait_ms + 50;
+        pthread_mutex_lock(&e->hmu);
+        rr->health.retry_ms = rr->backoff_ms;
+        pthread_mutex_unlock(&e->hmu);
 
         pthread_mutex_lock(&e->qmu);
-        if (again) {
-            xac_logw("engine: branches may still be in doubt; next recovery pass in %u s",
-                     backoff / 1000);
-            if (!recov_wait_locked(e, backoff))
-                break;
-            e->recov_needed = true;
-            backoff = backoff * 2 > RECOVERY_MAX_MS ? RECOVERY_MAX_MS : backoff * 2;
-        } else {
-            backoff = RECOVERY_RETRY_MS;
-        }
+        next = xac_now_mono_us() + (uint64_t)wait_ms * 1000u;
+        if (next == 0)
+            next = 1;
     }
     pthread_mutex_unlock(&e->qmu);
     return NULL;
+}
+
+/* Starts one recovery thread per resource. */
+static int recov_start(engine *e, xac_err *err)
+{
+    int rc = rec_state_create(&e->rstate, err);
+    if (rc != XAC_OK)
+        return rc;
+    e->heur = calloc(HEURISTICS_KEPT, sizeof *e->heur);
+    e->rr = calloc(e->cfg->nresources ? e->cfg->nresources : 1, sizeof *e->rr);
+    if (e->heur == NULL || e->rr == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "engine: out of memory for the recovery loop");
+    e->nrr = e->cfg->nresources;
+    for (size_t i = 0; i < e->nrr; i++) {
+        recov_res *rr = &e->rr[i];
+        rr->e = e;
+        rr->ri = i;
+        snprintf(rr->health.name, sizeof rr->health.name, "%s", e->cfg->resources[i].name);
+    }
+    e->recov_started = true;
+    for (size_t i = 0; i < e->nrr; i++) {
+        rc = pthread_create(&e->rr[i].th, NULL, recov_main, &e->rr[i]);
+        if (rc != 0)
+            return xac_err_set(err, XAC_EINTERNAL,
+                               "engine: cannot start the recovery thread of resource %s: %s",
+                               e->cfg->resources[i].name, strerror(rc));
+        e->rr[i].started = true;
+    }
+    return XAC_OK;
+}
+
+static void recov_stop_all(engine *e)
+{
+    if (e->rr != NULL) {
+        pthread_mutex_lock(&e->qmu);
+        e->recov_stop = true;
+        pthread_cond_broadcast(&e->qcv);
+        pthread_mutex_unlock(&e->qmu);
+        for (size_t i = 0; i < e->nrr; i++)
+            if (e->rr[i].started)
+                pthread_join(e->rr[i].th, NULL);
+    }
+    e->recov_started = false;
+    free(e->rr);
+    e->rr = NULL;
+    e->nrr = 0;
+    rec_state_destroy(e->rstate);
+    e->rstate = NULL;
+    free(e->heur);
+    e->heur = NULL;
 }
 
 /* ------------------------------------------------------------ public */
@@ -760,11 +940,14 @@ int engine_create(const xacd_config *cfg, journal *j, engine **out, xac_err *err
     e->j = j;
     e->boot_us = xac_now_wall_us();
     atomic_init(&e->seq, 0);
+    atomic_init(&e->n_committed, 0);
+    atomic_init(&e->n_rolled_back, 0);
     pthread_mutex_init(&e->tmu, NULL);
     pthread_mutex_init(&e->rmu, NULL);
     pthread_cond_init(&e->rcv, NULL);
     pthread_mutex_init(&e->qmu, NULL);
     pthread_cond_init(&e->qcv, NULL);
+    pthread_mutex_init(&e->hmu, NULL);
     e->ring = calloc(ENGINE_RING, sizeof *e->ring);
     e->pools = calloc(cfg->nresources ? cfg->nresources : 1, sizeof *e->pools);
     if (e->ring == NULL || e->pools == NULL) {
@@ -795,14 +978,11 @@ int engine_create(const xacd_config *cfg, journal *j, engine **out, xac_err *err
     }
     e->reaper_started = true;
     if (j != NULL) {
-        rc = pthread_create(&e->recov, NULL, recov_main, e);
-        if (rc != 0) {
-            xac_err_set(err, XAC_EINTERNAL, "engine: cannot start the recovery thread: %s",
-                        strerror(rc));
+        rc = recov_start(e, err);
+        if (rc != XAC_OK) {
             engine_destroy(e);
-            return XAC_EINTERNAL;
+            return rc;
         }
-        e->recov_started = true;
     }
     xac_logd("engine: node %s, boot %llx, %zu resource(s), %d worker(s)", cfg->node_id,
              (unsigned long long)e->boot_us, cfg->nresources, cfg->workers);
@@ -821,14 +1001,7 @@ void engine_destroy(engine *e)
         pthread_mutex_unlock(&e->rmu);
         pthread_join(e->reaper, NULL);
     }
-    if (e->recov_started) {
-        pthread_mutex_lock(&e->qmu);
-        e->recov_stop = true;
-        pthread_cond_signal(&e->qcv);
-        pthread_mutex_unlock(&e->qmu);
-        pthread_join(e->recov, NULL);
-        e->recov_started = false;
-    }
+    recov_stop_all(e);
     /* Sessions are gone by now; whatever is still live is rolled back. */
     for (unsigned h = 0; h < ENGINE_BUCKETS; h++) {
         while (e->buckets[h] != NULL) {
@@ -860,6 +1033,7 @@ void engine_destroy(engine *e)
     pthread_cond_destroy(&e->rcv);
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
+    pthread_mutex_destroy(&e->hmu);
     free(e);
 }
 
@@ -1000,6 +1174,8 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
         nb.state = BR_ACTIVE;
         t->br[t->nbr++] = nb;
         b = &t->br[t->nbr - 1];
+        if (t->nbr == 1)
+            fault_point(FAULT_AFTER_START);
     }
     int xrc = drv_exec(b->conn, sql, sql_len, params, nparams, rows, &derr);
     if (xrc != XA_OK) {
@@ -1027,6 +1203,7 @@ static int commit_one_phase(engine *e, txn *t, xac_err *err)
     const char *res = rname(e, b);
     xac_err derr;
     xac_err_clear(&derr);
+    fault_point(FAULT_BEFORE_ONE_PHASE);
     int rc = drv_end(b->conn, &b->xid, &derr);
     if (rc != XA_OK) {
         int code = XAC_EROLLBACK;
@@ -1042,6 +1219,7 @@ static int commit_one_phase(engine *e, txn *t, xac_err *err)
     b->state = BR_ENDED;
     rc = drv_commit(b->conn, &b->xid, true, &derr);
     if (rc == XA_OK) {
+        fault_point(FAULT_AFTER_ONE_PHASE);
         b->state = BR_DONE;
         branch_release(e, b);
         txn_finish(e, t, XAC_STATE_COMMITTED);
@@ -1148,6 +1326,7 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
         snprintf(msg, sizeof msg, "%s", b->err.msg);
         return abort_all(e, t, res, msg, err);
     }
+    fault_point(FAULT_AFTER_PREPARE_ALL);
 
     journal_txn jt;
     memset(&jt, 0, sizeof jt);
@@ -1199,6 +1378,7 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
     atomic_int commits;
     atomic_init(&commits, 0);
     fan_out(e, t, job_commit, 1u << BR_PREPARED, &commits);
+    fault_point(FAULT_AFTER_COMMIT_ALL);
 
     size_t left = 0;
     for (size_t i = 0; i < t->nbr; i++) {
@@ -1317,4 +1497,54 @@ void engine_recovered(engine *e, const char *gtrid)
 void engine_hold_undecided(engine *e)
 {
     atomic_store(&e->hold_undecided, true);
+}
+
+void engine_get_health(engine *e, engine_health *h)
+{
+    memset(h, 0, sizeof *h);
+    pthread_mutex_lock(&e->tmu);
+    for (unsigned b = 0; b < ENGINE_BUCKETS; b++)
+        for (txn *t = e->buckets[b]; t != NULL; t = t->hnext)
+            h->live++;
+    h->held = e->nheld;
+    pthread_mutex_unlock(&e->tmu);
+    h->committed = atomic_load(&e->n_committed);
+    h->rolled_back = atomic_load(&e->n_rolled_back);
+    pthread_mutex_lock(&e->hmu);
+    h->heuristics = e->heur_total;
+    h->recovery_passes = e->passes;
+    h->last_pass_unix = e->last_pass_unix;
+    for (size_t i = 0; i < e->nrr; i++)
+        h->indoubt += e->rr[i].indoubt;
+    pthread_mutex_unlock(&e->hmu);
+}
+
+size_t engine_get_resources(engine *e, engine_resource_health *out, size_t cap)
+{
+    size_t n = e->cfg->nresources;
+    pthread_mutex_lock(&e->hmu);
+    for (size_t i = 0; i < n && i < cap; i++) {
+        if (i < e->nrr) {
+            out[i] = e->rr[i].health;
+        } else {
+            /* No recovery loop (no journal): the pool knows whether it is up. */
+            memset(&out[i], 0, sizeof out[i]);
+            snprintf(out[i].name, sizeof out[i].name, "%s", e->cfg->resources[i].name);
+            out[i].up = i < e->npools && !drv_pool_down(e->pools[i]);
+        }
+    }
+    pthread_mutex_unlock(&e->hmu);
+    return n;
+}
+
+size_t engine_get_heuristics(engine *e, char (*out)[XAC_ERR_MSG_MAX], size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&e->hmu);
+    for (size_t k = 0; k < e->heur_count && n < cap; k++) {
+        size_t i = (e->heur_next + HEURISTICS_KEPT - 1 - k) % HEURISTICS_KEPT;
+        snprintf(out[n++], XAC_ERR_MSG_MAX, "%s", e->heur[i]);
+    }
+    pthread_mutex_unlock(&e->hmu);
+    return n;
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "drv.h"
 #include "journal.h"
+#include "rec.h"
 #include "xac_common.h"
 
 typedef struct engine engine;
@@ -52,5 +53,36 @@ void engine_recovered(engine *e, const char *gtrid);
 /* The journal was salvaged and may lack decisions: from now on the engine's
  * recovery passes hold branches without a COMMIT record (rec_ctx). */
 void engine_hold_undecided(engine *e);
+
+/* The recovery context the engine's own passes use (its boot, grace period,
+ * memory across passes, crash points, heuristic reporting), for the admin
+ * socket's listings and passes, so that they judge branches as the loop does.
+ * The caller may set on_action. */
+void engine_rec_ctx(engine *e, rec_ctx *ctx);
+
+/* Facts for status (xacctl status, the admin socket). */
+typedef struct engine_health {
+    size_t live;                     /* transactions in flight */
+    size_t held;                     /* in doubt after a journal failure */
+    uint64_t committed, rolled_back; /* since start */
+    uint64_t heuristics;             /* heuristic/unexpected outcomes since start */
+    uint64_t recovery_passes;        /* per-resource passes, all resources together */
+    uint64_t last_pass_unix;         /* 0 = none yet */
+    size_t indoubt;                  /* branches found in doubt by the last passes */
+} engine_health;
+void engine_get_health(engine *e, engine_health *h);
+
+typedef struct engine_resource_health {
+    char name[XAC_RESOURCE_MAX + 1];
+    bool up; /* last contact worked */
+    uint64_t last_ok_unix, last_fail_unix;
+    unsigned retry_ms; /* current backoff, 0 when up */
+    char last_error[XAC_ERR_MSG_MAX];
+} engine_resource_health;
+/* Fills at most cap entries; returns the count of resources. */
+size_t engine_get_resources(engine *e, engine_resource_health *out, size_t cap);
+/* Newest first, at most cap; each a one-line text with time, gtrid, resource,
+ * what happened. Returns how many were filled. */
+size_t engine_get_heuristics(engine *e, char (*out)[XAC_ERR_MSG_MAX], size_t cap);
 
 #endif

@@ -13,17 +13,29 @@
 #include "fault.h"
 #include "xac_common.h"
 
-static const char *const fault_all[] = {FAULT_AFTER_FIRST_PREPARE,
+static const char *const fault_all[] = {FAULT_AFTER_START,
+                                        FAULT_AFTER_FIRST_PREPARE,
+                                        FAULT_AFTER_PREPARE_ALL,
                                         FAULT_BEFORE_DECISION,
                                         FAULT_AFTER_DECISION,
                                         FAULT_AFTER_FIRST_COMMIT,
+                                        FAULT_AFTER_COMMIT_ALL,
                                         FAULT_BEFORE_END,
+                                        FAULT_BEFORE_ROLLBACK,
+                                        FAULT_AFTER_FIRST_ROLLBACK,
+                                        FAULT_BEFORE_ONE_PHASE,
+                                        FAULT_AFTER_ONE_PHASE,
                                         FAULT_JOURNAL_PREFIX "batch-written",
                                         FAULT_JOURNAL_PREFIX "batch-synced",
                                         FAULT_JOURNAL_PREFIX "segment-created",
                                         FAULT_JOURNAL_PREFIX "segment-switched",
                                         FAULT_JOURNAL_PREFIX "carried",
                                         FAULT_JOURNAL_PREFIX "segment-deleted",
+                                        FAULT_REC_BEFORE_COMMIT,
+                                        FAULT_REC_AFTER_COMMIT,
+                                        FAULT_REC_BEFORE_ROLLBACK,
+                                        FAULT_REC_AFTER_ROLLBACK,
+                                        FAULT_REC_BEFORE_END,
                                         NULL};
 
 static char armed_name[64];
@@ -67,7 +79,7 @@ static void arm_crash(const char *spec)
         armed_at = n;
     }
     if (!fault_known(armed_name)) {
-        char known[512] = "";
+        char known[1024] = "";
         for (const char *const *n = fault_all; *n != NULL; n++) {
             size_t used = strlen(known);
             snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", *n);
@@ -99,6 +111,20 @@ void fault_journal_step(void *ctx, const char *name)
         return;
     char full[64];
     snprintf(full, sizeof full, "%s%s", FAULT_JOURNAL_PREFIX, name);
+    fault_point(full);
+}
+
+void fault_rec_step(void *ctx, const char *name)
+{
+    (void)ctx;
+    if (!atomic_load(&armed))
+        return;
+    if (strncmp(name, FAULT_REC_PREFIX, strlen(FAULT_REC_PREFIX)) == 0) {
+        fault_point(name);
+        return;
+    }
+    char full[64];
+    snprintf(full, sizeof full, "%s%s", FAULT_REC_PREFIX, name);
     fault_point(full);
 }
 

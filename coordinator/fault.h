@@ -4,7 +4,8 @@
  * with SIGKILL there, so that tests can check what recovery makes of the state
  * left behind. XAC_CRASH_AT=name:N fires at the N-th time the point is reached
  * (N from 1). The journal's own writer steps are crash points too, named
- * "journal-" + the step (journal.h). XAC_JOURNAL_FAULT=op[:N[:errno]][,...]
+ * "journal-" + the step (journal.h), and so are recovery's, named "rec-" +
+ * the step. XAC_JOURNAL_FAULT=op[:N[:errno]][,...]
  * makes the journal's I/O operation op (write, sync, create, cut) fail with
  * errno (EIO by default) from its N-th call (default 1st) on. */
 #ifndef XACD_FAULT_H
@@ -15,13 +16,29 @@
 #include "journal.h"
 
 /* The named points, in protocol order; docs/architecture.md lists them. */
+#define FAULT_AFTER_START         "after-start"         /* first branch's XA START done */
 #define FAULT_AFTER_FIRST_PREPARE "after-first-prepare" /* one branch voted yes */
+#define FAULT_AFTER_PREPARE_ALL   "after-prepare-all"   /* every branch voted yes */
 #define FAULT_BEFORE_DECISION     "before-decision"     /* all prepared, nothing logged */
 #define FAULT_AFTER_DECISION      "after-decision"      /* decision durable, no phase two */
 #define FAULT_AFTER_FIRST_COMMIT  "after-first-commit"  /* one branch committed */
+#define FAULT_AFTER_COMMIT_ALL    "after-commit-all"    /* every branch committed */
 #define FAULT_BEFORE_END          "before-end"          /* all committed, no END record */
+/* Rolling back (a no vote, a client's ROLLBACK, a timeout): */
+#define FAULT_BEFORE_ROLLBACK      "before-rollback"      /* nothing rolled back yet */
+#define FAULT_AFTER_FIRST_ROLLBACK "after-first-rollback" /* one branch rolled back */
+/* A transaction on one resource: */
+#define FAULT_BEFORE_ONE_PHASE "before-one-phase" /* its branch still active */
+#define FAULT_AFTER_ONE_PHASE  "after-one-phase"  /* committed, the client not told */
 /* The journal writer's steps (journal_opts.step), prefixed. */
 #define FAULT_JOURNAL_PREFIX "journal-"
+/* Recovery's steps (its step hook: fault_rec_step), per branch or record. */
+#define FAULT_REC_PREFIX          "rec-"
+#define FAULT_REC_BEFORE_COMMIT   "rec-before-commit"   /* a branch with a COMMIT record */
+#define FAULT_REC_AFTER_COMMIT    "rec-after-commit"    /* ... committed */
+#define FAULT_REC_BEFORE_ROLLBACK "rec-before-rollback" /* a branch without one */
+#define FAULT_REC_AFTER_ROLLBACK  "rec-after-rollback"  /* ... rolled back */
+#define FAULT_REC_BEFORE_END      "rec-before-end"      /* all done, END not written */
 
 /* Reads XAC_CRASH_AT and XAC_JOURNAL_FAULT once; a no-op unless enabled.
  * Logs what it armed, and warns about a spec it cannot use. */
@@ -36,5 +53,9 @@ const char *const *fault_names(void);
  * fault_point("journal-" + name). */
 int fault_journal_io(void *ctx, journal_io op);
 void fault_journal_step(void *ctx, const char *name);
+/* Hook for recovery's step callback; ctx is unused. name is the full point
+ * name ("rec-before-commit"); a name without the "rec-" prefix gets it, so
+ * that recovery may name its steps either way. */
+void fault_rec_step(void *ctx, const char *name);
 
 #endif

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "config.h"
 #include "engine.h"
 #include "fault.h"
 #include "journal.h"
-#include "rec.h"
 #include "server.h"
 #include "xac_common.h"
 
@@ -21,7 +21,8 @@
 
 static void usage(void)
 {
-    xac_out("Usage: xacd [-c FILE] [--check-config] [--salvage-journal] [--help] [--version]\n"
+    xac_out("Usage: xacd [-c FILE] [--check-config] [--salvage-journal] [--list-crash-points]\n"
+            "            [--help] [--version]\n"
             "\n"
             "xac's XA two-phase-commit coordinator. It serves the xac client protocol on\n"
             "the listeners of its config file until SIGTERM or SIGINT.\n"
@@ -43,6 +44,9 @@ static void usage(void)
             "                      option: its recovery rolls the rest back (presumed\n"
             "                      abort). Use it only after xacd refused to start on a\n"
             "                      corrupt journal\n"
+            "      --list-crash-points\n"
+            "                      print the names of the crash points (XAC_CRASH_AT\n"
+            "                      below), one a line, and exit\n"
             "  -h, --help          show this help and exit\n"
             "  -V, --version       show the version and exit\n"
             "\n"
@@ -75,49 +79,6 @@ static void *signal_main(void *arg)
         server_stop(s);
     }
     return NULL;
-}
-
-static bool live_adapter(void *arg, const char *gtrid)
-{
-    return engine_is_live(arg, gtrid);
-}
-
-static void ended_adapter(void *arg, const char *gtrid)
-{
-    engine_recovered(arg, gtrid);
-}
-
-/* hold: the journal was salvaged, so a branch without a COMMIT record may have
- * lost it: leave such branches prepared for the operator. */
-static void recovery_pass(const xacd_config *cfg, journal *j, engine *e, bool hold)
-{
-    rec_ctx ctx = {.node_id = cfg->node_id,
-                   .journal = j,
-                   .resources = cfg->resources,
-                   .nresources = cfg->nresources,
-                   .is_live = live_adapter,
-                   .live_arg = e,
-                   .hold_undecided = hold,
-                   .on_ended = ended_adapter,
-                   .ended_arg = e};
-    rec_report rep;
-    memset(&rep, 0, sizeof rep);
-    xac_err err;
-    xac_err_clear(&err);
-    if (rec_pass(&ctx, &rep, &err) != XAC_OK) {
-        xac_loge("recovery pass failed: %s", err.msg);
-        return;
-    }
-    xac_logi("recovery: committed %zu, rolled back %zu, live %zu, foreign %zu, held %zu, "
-             "failed %zu, resources down %zu, ended %zu",
-             rep.committed, rep.rolled_back, rep.live, rep.foreign, rep.held, rep.failed,
-             rep.resources_down, rep.ended);
-    if (rep.held > 0)
-        xac_logw("recovery: %zu branch(es) without a COMMIT record are left prepared because the "
-                 "journal was salvaged: list them with 'xacctl list' (stop xacd first) and "
-                 "settle them by hand, or restart xacd without --salvage-journal to roll them "
-                 "back (presumed abort)",
-                 rep.held);
 }
 
 /* Whether a failed open was a damaged record, which --salvage-journal can get
@@ -173,6 +134,7 @@ static int run(const xacd_config *cfg, bool salvage)
     journal *j = NULL;
     engine *e = NULL;
     server *s = NULL;
+    admin *adm = NULL;
     int status = 1;
 
     bool salvaged = false;
@@ -183,11 +145,23 @@ static int run(const xacd_config *cfg, bool salvage)
         journal_close(j);
         return 1;
     }
-    if (salvaged)
+    /* The engine's recovery threads make the start-up pass, one per resource,
+     * so that a resource that hangs does not hold up serving. */
+    if (salvaged) {
         engine_hold_undecided(e);
-    recovery_pass(cfg, j, e, salvaged);
+        xac_logw("recovery: branches without a COMMIT record stay prepared in this run because the "
+                 "journal was salvaged: list them with 'xacctl list' and settle them by hand, or "
+                 "restart xacd without --salvage-journal to roll them back (presumed abort)");
+    }
     if (server_create(cfg, e, &s, &err) != XAC_OK) {
         xac_loge("cannot start the server: %s", err.msg);
+        engine_destroy(e);
+        journal_close(j);
+        return 1;
+    }
+    if (admin_create(cfg, e, j, &adm, &err) != XAC_OK) {
+        xac_loge("cannot start the admin socket: %s", err.msg);
+        server_destroy(s);
         engine_destroy(e);
         journal_close(j);
         return 1;
@@ -212,6 +186,7 @@ static int run(const xacd_config *cfg, bool salvage)
         pthread_cancel(sig_tid);
         pthread_join(sig_tid, NULL);
     }
+    admin_destroy(adm);
     server_destroy(s);
     engine_destroy(e);
     journal_close(j);
@@ -222,10 +197,13 @@ static int run(const xacd_config *cfg, bool salvage)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},    {"check-config", no_argument, NULL, 'C'},
-        {"salvage-journal", no_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'C'},
+                                         {"salvage-journal", no_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"list-crash-points", no_argument, NULL, 'L'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = DEFAULT_CONFIG;
     bool check_only = false;
     bool salvage = false;
@@ -248,6 +226,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage();
+            return 0;
+        case 'L':
+            for (const char *const *n = fault_names(); *n != NULL; n++)
+                xac_out("%s\n", *n);
             return 0;
         case 'V':
             xac_out("xacd %s\n", XAC_VERSION);

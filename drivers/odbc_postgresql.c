@@ -281,6 +281,12 @@ static int pg_map_error(const drv_odbc_diag *d, drv_step step)
     /* "prepared transaction with identifier ... does not exist" */
     if (strcmp(d->sqlstate, "42704") == 0 && (step == DRV_STEP_COMMIT || step == DRV_STEP_ROLLBACK))
         return XAER_NOTA;
+    /* "prepared transaction with identifier ... is busy": another backend is
+     * finishing it right now, typically the one of an xacd that was killed
+     * mid-COMMIT PREPARED. Not a refusal: ask again later (as mysql.c does
+     * for a branch still attached to a session). */
+    if (strcmp(d->sqlstate, "55000") == 0 && (step == DRV_STEP_COMMIT || step == DRV_STEP_ROLLBACK))
+        return XA_RETRY;
     if (step == DRV_STEP_PREPARE)
         return strncmp(d->sqlstate, "23", 2) == 0 ? XA_RBINTEGRITY : XA_RBROLLBACK;
     return XAER_RMERR;

@@ -1,11 +1,18 @@
-/* Recovery (rec.h): lists every resource's prepared branches on a fresh
+/* Recovery (rec.h): lists a resource's prepared branches on a fresh
  * connection, keeps this node's own, and resolves them against the journal
- * under presumed abort. The one rule that must never break: a gtrid with a
- * COMMIT record is never rolled back, so liveness is checked before the journal
- * (a transaction leaves the live table only after its decision is logged; one
- * whose record the journal could not confirm stays live, held by the engine,
- * until a restart). And a failed journal stops every rollback: a COMMIT it
- * could not confirm may be on disk all the same. */
+ * under presumed abort, one resource per pass so that a resource that is down
+ * or slow holds up no other. The one rule that must never break: a gtrid with
+ * a COMMIT record is never rolled back, so liveness is checked before the
+ * journal (a transaction leaves the live table only after its decision is
+ * logged; one whose record the journal could not confirm stays live, held by
+ * the engine, until a restart). And a failed journal stops every rollback: a
+ * COMMIT it could not confirm may be on disk all the same. An undecided branch
+ * of the running boot gets a grace period before its rollback, so that a
+ * branch whose transaction is between steps is not taken for an orphan. END
+ * records need every resource of the transaction found clean of it; since
+ * passes are per resource, rec_state remembers which ones were. */
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +35,232 @@ const char *rec_decision_name(rec_decision d)
     }
     return "?";
 }
+
+rec_verdict rec_classify(bool commit, int rc, bool conn_broken)
+{
+    if (rc == XA_OK)
+        return REC_V_DONE;
+    if (!commit && XA_IS_RB(rc))
+        return REC_V_DONE; /* rolled back, whatever the reason given */
+    if (commit && rc == XA_HEURCOM)
+        return REC_V_DONE_HEURISTIC; /* the outcome we wanted, but not by our hand */
+    if (rc == XA_HEURCOM || rc == XA_HEURRB || rc == XA_HEURMIX || rc == XA_HEURHAZ ||
+        rc == XAER_NOTA || XA_IS_RB(rc))
+        return REC_V_DONE_HEURISTIC;
+    if (rc == XAER_RMFAIL || rc == XA_RETRY || rc == XAER_ASYNC || conn_broken)
+        return REC_V_RETRY;
+    return REC_V_FAILED;
+}
+
+/* -------------------------------------------------- per-resource locks */
+
+/* Two passes over one resource in one process (the loop's thread and an
+ * operator's "recover now", or a start-up pass) would race to resolve the
+ * same branches and report each other's work as heuristic. Resources are
+ * told apart by name; a collision only serialises two resources. */
+#define REC_LOCKS 64
+static pthread_mutex_t rec_locks[REC_LOCKS];
+static pthread_once_t rec_locks_once = PTHREAD_ONCE_INIT;
+
+static void rec_locks_init(void)
+{
+    for (size_t i = 0; i < REC_LOCKS; i++)
+        pthread_mutex_init(&rec_locks[i], NULL);
+}
+
+static pthread_mutex_t *res_lock(const char *name)
+{
+    pthread_once(&rec_locks_once, rec_locks_init);
+    uint32_t h = 2166136261u;
+    for (; *name != '\0'; name++)
+        h = (h ^ (uint8_t)*name) * 16777619u;
+    return &rec_locks[h % REC_LOCKS];
+}
+
+void rec_resource_lock(const char *resource)
+{
+    pthread_mutex_lock(res_lock(resource));
+}
+
+void rec_resource_unlock(const char *resource)
+{
+    pthread_mutex_unlock(res_lock(resource));
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* One branch recovery has seen: when first (for its age), in which listing
+ * last (stale entries go), and what failure of it was last reported (so that
+ * one refusal repeated every pass is reported once). */
+typedef struct seen_br {
+    char resource[XAC_RESOURCE_MAX + 1];
+    xac_xid xid;
+    uint64_t first_us; /* monotonic */
+    uint64_t gen;
+    int reported_rc;
+    bool reported;
+} seen_br;
+
+/* A committed transaction some of whose resources were found clean of it. */
+typedef struct end_mark {
+    char gtrid[XAC_GTRID_MAX + 1];
+    uint64_t clean; /* bit k: resources[k] of its COMMIT record */
+} end_mark;
+
+struct rec_state {
+    pthread_mutex_t mu;
+    seen_br *seen;
+    size_t nseen, seen_cap;
+    end_mark *marks;
+    size_t nmarks, marks_cap;
+    uint64_t gen;
+};
+
+int rec_state_create(rec_state **out, xac_err *err)
+{
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "recovery: out of memory");
+    pthread_mutex_init(&(*out)->mu, NULL);
+    return XAC_OK;
+}
+
+void rec_state_destroy(rec_state *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    free(s->seen);
+    free(s->marks);
+    free(s);
+}
+
+static seen_br *seen_find_locked(rec_state *s, const char *res, const xac_xid *x)
+{
+    for (size_t i = 0; i < s->nseen; i++)
+        if (strcmp(s->seen[i].resource, res) == 0 && xac_xid_equal(&s->seen[i].xid, x))
+            return &s->seen[i];
+    return NULL;
+}
+
+/* Notes that res lists x now (generation gen); returns when it was first seen. */
+static uint64_t seen_note(rec_state *s, const char *res, const xac_xid *x, uint64_t gen,
+                          uint64_t now_us)
+{
+    pthread_mutex_lock(&s->mu);
+    seen_br *b = seen_find_locked(s, res, x);
+    if (b == NULL && s->nseen == s->seen_cap) {
+        size_t ncap = s->seen_cap ? s->seen_cap * 2 : 64;
+        seen_br *p = realloc(s->seen, ncap * sizeof *p);
+        if (p != NULL) {
+            s->seen = p;
+            s->seen_cap = ncap;
+        }
+    }
+    if (b == NULL && s->nseen < s->seen_cap) {
+        b = &s->seen[s->nseen++];
+        memset(b, 0, sizeof *b);
+        snprintf(b->resource, sizeof b->resource, "%s", res);
+        b->xid = *x;
+        b->first_us = now_us;
+    }
+    uint64_t first = now_us; /* out of memory: as if seen just now (waits longer) */
+    if (b != NULL) {
+        if (gen != 0)
+            b->gen = gen;
+        first = b->first_us;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return first;
+}
+
+/* Forgets the branches of res that its listing of generation gen lacked. */
+static void seen_sweep(rec_state *s, const char *res, uint64_t gen)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < s->nseen; i++)
+        if (strcmp(s->seen[i].resource, res) != 0 || s->seen[i].gen == gen)
+            s->seen[k++] = s->seen[i];
+    s->nseen = k;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether the failure rc of x on res is news (true) or was reported already. */
+static bool seen_report(rec_state *s, const char *res, const xac_xid *x, int rc)
+{
+    if (s == NULL)
+        return true;
+    pthread_mutex_lock(&s->mu);
+    seen_br *b = seen_find_locked(s, res, x);
+    bool news = b == NULL || !b->reported || b->reported_rc != rc;
+    if (b != NULL) {
+        b->reported = true;
+        b->reported_rc = rc;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return news;
+}
+
+static uint64_t state_next_gen(rec_state *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t g = ++s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+/* Notes resource bit k clean of t; true when every resource of t now is (the
+ * mark is then dropped: the caller writes the END record). */
+static bool mark_clean(rec_state *s, const journal_txn *t, unsigned k, bool *oom)
+{
+    uint64_t all = t->nbranches >= 64 ? UINT64_MAX : ((uint64_t)1 << t->nbranches) - 1;
+    pthread_mutex_lock(&s->mu);
+    end_mark *m = NULL;
+    size_t mi = 0;
+    for (size_t i = 0; i < s->nmarks && m == NULL; i++)
+        if (strcmp(s->marks[i].gtrid, t->gtrid) == 0) {
+            m = &s->marks[i];
+            mi = i;
+        }
+    if (m == NULL) {
+        if (s->nmarks == s->marks_cap) {
+            size_t ncap = s->marks_cap ? s->marks_cap * 2 : 32;
+            end_mark *p = realloc(s->marks, ncap * sizeof *p);
+            if (p == NULL) {
+                pthread_mutex_unlock(&s->mu);
+                *oom = true;
+                return false;
+            }
+            s->marks = p;
+            s->marks_cap = ncap;
+        }
+        mi = s->nmarks++;
+        m = &s->marks[mi];
+        snprintf(m->gtrid, sizeof m->gtrid, "%s", t->gtrid);
+        m->clean = 0;
+    }
+    m->clean |= (uint64_t)1 << k;
+    bool done = (m->clean & all) == all;
+    if (done)
+        s->marks[mi] = s->marks[--s->nmarks];
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
+/* Drops the marks of transactions that ended by other hands. */
+static void marks_prune(rec_state *s, journal *j)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < s->nmarks; i++)
+        if (journal_is_committed(j, s->marks[i].gtrid))
+            s->marks[k++] = s->marks[i];
+    s->nmarks = k;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* -------------------------------------------------------------- deciding */
 
 static bool is_live(const rec_ctx *ctx, const char *gtrid)
 {
@@ -60,18 +293,78 @@ static bool must_hold(const rec_ctx *ctx)
     return ctx->hold_undecided || journal_failed(ctx);
 }
 
-static rec_decision decide(const rec_ctx *ctx, size_t ri, const drv_indoubt *d)
+/* Whether gtrid (ours: "<node>.<boot>.<seq>") is of the running boot. One we
+ * cannot parse counts as current: it then waits out the grace period. */
+static bool of_this_boot(const rec_ctx *ctx, const char *gtrid)
 {
-    if (!d->decoded || !xac_xid_is_ours_on(&d->xid, ctx->node_id, ctx->resources[ri].name))
-        return REC_FOREIGN;
+    if (ctx->boot == 0)
+        return false;
+    size_t nl = strlen(ctx->node_id);
+    if (strncmp(gtrid, ctx->node_id, nl) != 0 || gtrid[nl] != '.')
+        return true;
+    const char *p = gtrid + nl + 1;
+    char *end;
+    unsigned long long boot = strtoull(p, &end, 16);
+    if (end == p || *end != '.')
+        return true;
+    return boot == ctx->boot;
+}
+
+/* Decides what to do with d, listed on resource ri in listing gen (0: not a
+ * pass, only a listing), filling b. */
+static void evaluate(const rec_ctx *ctx, size_t ri, const drv_indoubt *d, uint64_t gen,
+                     rec_branch *b)
+{
+    const char *res = ctx->resources[ri].name;
+    memset(b, 0, sizeof *b);
+    snprintf(b->resource, sizeof b->resource, "%s", res);
+    b->branch = *d;
+    b->age_s = -1;
+    uint64_t now_mono = xac_now_mono_us();
+    uint64_t first = now_mono;
+    bool known_first = false;
+    if (ctx->state != NULL && d->decoded) {
+        first = seen_note(ctx->state, res, &d->xid, gen, now_mono);
+        known_first = true;
+    }
+    int64_t age_ms = -1;
+    if (d->prepared_at > 0) {
+        int64_t now_s = (int64_t)(xac_now_wall_us() / 1000000u);
+        age_ms = (now_s - d->prepared_at) * 1000;
+        if (age_ms < 0)
+            age_ms = 0; /* the database's clock is ahead of ours */
+    } else if (known_first) {
+        age_ms = (int64_t)((now_mono - first) / 1000u);
+    }
+    if (age_ms >= 0)
+        b->age_s = age_ms / 1000;
+
+    if (!d->decoded || !xac_xid_is_ours_on(&d->xid, ctx->node_id, res)) {
+        b->decision = REC_FOREIGN;
+        return;
+    }
     /* Liveness first: see the file comment. */
-    if (is_live(ctx, d->xid.gtrid))
-        return REC_LIVE;
-    if (journal_is_committed(ctx->journal, d->xid.gtrid))
-        return REC_COMMIT;
-    if (must_hold(ctx))
-        return REC_HELD;
-    return REC_ROLLBACK;
+    if (is_live(ctx, d->xid.gtrid)) {
+        b->decision = REC_LIVE;
+        return;
+    }
+    if (journal_is_committed(ctx->journal, d->xid.gtrid)) {
+        b->decision = REC_COMMIT;
+        return;
+    }
+    if (must_hold(ctx)) {
+        b->decision = REC_HELD;
+        b->salvaged = ctx->hold_undecided;
+        return;
+    }
+    b->decision = REC_ROLLBACK;
+    if (ctx->grace_ms == 0 || !of_this_boot(ctx, d->xid.gtrid))
+        return;
+    if (age_ms < 0) {
+        b->grace_left_ms = ctx->grace_ms;
+    } else if (age_ms < (int64_t)ctx->grace_ms) {
+        b->grace_left_ms = (uint32_t)((int64_t)ctx->grace_ms - age_ms);
+    }
 }
 
 /* Opens a fresh connection to resource ri and lists its in-doubt branches. */
@@ -138,11 +431,7 @@ int rec_list(const rec_ctx *ctx, rec_branch **out, size_t *n, size_t *down, xac_
                 all = p;
                 cap = ncap;
             }
-            rec_branch *b = &all[nall++];
-            memset(b, 0, sizeof *b);
-            snprintf(b->resource, sizeof b->resource, "%s", ctx->resources[ri].name);
-            b->branch = list[k];
-            b->decision = decide(ctx, ri, &list[k]);
+            evaluate(ctx, ri, &list[k], 0, &all[nall++]);
         }
         free(list);
     }
@@ -151,61 +440,85 @@ int rec_list(const rec_ctx *ctx, rec_branch **out, size_t *n, size_t *down, xac_
     return XAC_OK;
 }
 
-/* A branch of ours seen this pass, and whether it was resolved. */
-typedef struct seen {
-    xac_xid xid;
-    bool resolved;
-} seen;
+/* ------------------------------------------------------------- resolving */
 
-typedef struct seen_set {
-    seen *v;
-    size_t n, cap;
-    bool oom;
-} seen_set;
-
-static seen *seen_add(seen_set *s, const xac_xid *x)
+static void step(const rec_ctx *ctx, const char *name)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (xac_xid_equal(&s->v[i].xid, x))
-            return &s->v[i];
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 16;
-        seen *p = realloc(s->v, ncap * sizeof *p);
-        if (p == NULL) {
-            s->oom = true;
-            return NULL;
-        }
-        s->v = p;
-        s->cap = ncap;
-    }
-    seen *e = &s->v[s->n++];
-    e->xid = *x;
-    e->resolved = false;
-    return e;
+    if (ctx->step != NULL)
+        ctx->step(ctx->step_arg, name);
 }
 
-static void resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
-                        rec_decision dec, seen *sn, rec_report *r)
+static void action(const rec_ctx *ctx, const char *res, const xac_xid *x, const char *what,
+                   const char *outcome)
+{
+    if (ctx->on_action != NULL)
+        ctx->on_action(ctx->action_arg, res, x, what, outcome);
+}
+
+/* Logs and hands on a heuristic or unexpected outcome (once per branch and
+ * return code when ctx->state remembers). */
+static void heuristic(const rec_ctx *ctx, const char *res, const xac_xid *x, int rc,
+                      const char *text, rec_report *r)
+{
+    if (!seen_report(ctx->state, res, x, rc))
+        return;
+    xac_loge("recovery: %s", text);
+    r->heuristics++;
+    if (ctx->on_heuristic != NULL)
+        ctx->on_heuristic(ctx->heuristic_arg, res, x->gtrid, text);
+}
+
+/* Resolves one listed branch; true when nothing of it is left on res. */
+static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
+                        rec_decision dec, rec_report *r)
 {
     const char *g = d->xid.gtrid;
+    char text[XAC_ERR_MSG_MAX];
+    char out[XAC_ERR_MSG_MAX];
     xac_err e;
     xac_err_clear(&e);
     if (dec == REC_COMMIT) {
+        step(ctx, REC_STEP_BEFORE_COMMIT);
         int x = drv_commit(c, &d->xid, false, &e);
-        if (x == XA_OK || x == XA_HEURCOM) {
-            xac_logi("recovery: committed gtrid %s on resource %s", g, res);
-        } else if (x == XAER_NOTA) {
-            xac_logi("recovery: gtrid %s on resource %s was already committed", g, res);
-        } else {
-            xac_loge("recovery: commit of gtrid %s on resource %s failed (%s): %s; will retry", g,
+        step(ctx, REC_STEP_AFTER_COMMIT);
+        switch (rec_classify(true, x, c->broken)) {
+        case REC_V_DONE:
+            xac_logi("recovery: gtrid %s on resource %s: commit: committed", g, res);
+            action(ctx, res, &d->xid, "commit", "committed");
+            r->committed++;
+            return true;
+        case REC_V_DONE_HEURISTIC:
+            snprintf(text, sizeof text,
+                     "gtrid %s on resource %s: commit (COMMIT record) returned %s: %s%s%.200s", g,
+                     res, drv_xa_name(x),
+                     x == XAER_NOTA    ? "the branch was listed in doubt and is gone: finished "
+                                         "by someone else; check that it committed"
+                     : x == XA_HEURCOM ? "the database committed it on its own"
+                                       : "HEURISTIC: the database did not commit it as decided; "
+                                         "the transaction is not atomic, check the data by hand",
+                     e.msg[0] ? "; " : "", e.msg);
+            heuristic(ctx, res, &d->xid, x, text, r);
+            snprintf(out, sizeof out, "heuristic (%s)", drv_xa_name(x));
+            action(ctx, res, &d->xid, "commit", out);
+            if (x == XA_HEURCOM)
+                r->committed++;
+            return true;
+        case REC_V_RETRY:
+            xac_logw("recovery: gtrid %s on resource %s: commit: failed (%s): %s; will retry", g,
                      res, drv_xa_name(x), e.msg);
-            r->failed++;
-            return;
+            break;
+        case REC_V_FAILED:
+            snprintf(text, sizeof text,
+                     "gtrid %s on resource %s: commit (COMMIT record) refused (%s): %.200s; "
+                     "recovery keeps trying",
+                     g, res, drv_xa_name(x), e.msg);
+            heuristic(ctx, res, &d->xid, x, text, r);
+            break;
         }
-        r->committed++;
-        if (sn != NULL)
-            sn->resolved = true;
-        return;
+        snprintf(out, sizeof out, "failed (%s): %.400s", drv_xa_name(x), e.msg);
+        action(ctx, res, &d->xid, "commit", out);
+        r->failed++;
+        return false;
     }
     /* REC_ROLLBACK. Check the journal once more right before acting: a COMMIT
      * record must win whatever happened since the listing, and a journal that
@@ -213,7 +526,7 @@ static void resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
     if (is_live(ctx, g) || journal_is_committed(ctx->journal, g)) {
         xac_logi("recovery: gtrid %s on resource %s changed state during the pass; next pass", g,
                  res);
-        return;
+        return false;
     }
     if (must_hold(ctx)) {
         xac_logw("recovery: gtrid %s on resource %s is left prepared: the journal failed during "
@@ -221,24 +534,217 @@ static void resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
                  "working journal",
                  g, res);
         r->held++;
-        return;
+        return false;
     }
+    step(ctx, REC_STEP_BEFORE_ROLLBACK);
     int x = drv_rollback(c, &d->xid, &e);
-    if (x == XA_OK || XA_IS_RB(x) || x == XAER_NOTA) {
-        xac_logi("recovery: rolled back gtrid %s on resource %s (no commit record: presumed "
-                 "abort)",
+    step(ctx, REC_STEP_AFTER_ROLLBACK);
+    switch (rec_classify(false, x, c->broken)) {
+    case REC_V_DONE:
+        xac_logi("recovery: gtrid %s on resource %s: roll back (no commit record: presumed "
+                 "abort): rolled back",
                  g, res);
+        action(ctx, res, &d->xid, "roll back", "rolled back");
         r->rolled_back++;
-        if (sn != NULL)
-            sn->resolved = true;
-        return;
+        return true;
+    case REC_V_DONE_HEURISTIC:
+        snprintf(text, sizeof text,
+                 "gtrid %s on resource %s: roll back (no decision) returned %s: %s%s%.200s", g, res,
+                 drv_xa_name(x),
+                 x == XAER_NOTA   ? "the branch was listed in doubt and is gone: finished by "
+                                    "someone else; check that it rolled back"
+                 : x == XA_HEURRB ? "the database rolled it back on its own"
+                                  : "HEURISTIC: the database did not roll it back as decided; "
+                                    "check the data by hand",
+                 e.msg[0] ? "; " : "", e.msg);
+        heuristic(ctx, res, &d->xid, x, text, r);
+        snprintf(out, sizeof out, "heuristic (%s)", drv_xa_name(x));
+        action(ctx, res, &d->xid, "roll back", out);
+        if (x == XA_HEURRB)
+            r->rolled_back++;
+        return true;
+    case REC_V_RETRY:
+        xac_logw("recovery: gtrid %s on resource %s: roll back: failed (%s): %s; will retry", g,
+                 res, drv_xa_name(x), e.msg);
+        break;
+    case REC_V_FAILED:
+        snprintf(text, sizeof text,
+                 "gtrid %s on resource %s: roll back (no decision) refused (%s): %.200s; "
+                 "recovery keeps trying",
+                 g, res, drv_xa_name(x), e.msg);
+        heuristic(ctx, res, &d->xid, x, text, r);
+        break;
     }
-    xac_loge("recovery: rollback of gtrid %s on resource %s failed (%s): %s; will retry", g, res,
-             drv_xa_name(x), e.msg);
+    snprintf(out, sizeof out, "failed (%s): %.400s", drv_xa_name(x), e.msg);
+    action(ctx, res, &d->xid, "roll back", out);
     r->failed++;
+    return false;
 }
 
-int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
+static void log_held(const rec_ctx *ctx, const char *res, const drv_indoubt *d)
+{
+    if (ctx->hold_undecided)
+        xac_logw("recovery: gtrid %s on resource %s is left prepared because the journal was "
+                 "salvaged and may have lost its COMMIT record; settle it by hand (xacctl list, "
+                 "xacctl commit/rollback) or restart xacd without --salvage-journal to roll it "
+                 "back",
+                 d->xid.gtrid, res);
+    else
+        xac_logw("recovery: gtrid %s on resource %s is left prepared because the journal has "
+                 "failed and may hold a COMMIT record it could not confirm; xacd settles it when "
+                 "it restarts with a working journal",
+                 d->xid.gtrid, res);
+}
+
+/* The index of res in t's resources, or -1. */
+static int txn_res_index(const journal_txn *t, const char *res)
+{
+    for (unsigned k = 0; k < t->nbranches; k++)
+        if (strcmp(t->resources[k], res) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* The pass proper; the caller holds the resource's lock and supplies a state. */
+static int pass_locked(const rec_ctx *ctx, size_t ri, rec_report *r, xac_err *err)
+{
+    const char *res = ctx->resources[ri].name;
+    /* Snapshot first, list after: a transaction that was not live here has
+     * already left behind every branch it will ever leave, so the listing
+     * below sees them and the resource is not noted clean too early. */
+    journal_txn *pend = NULL;
+    size_t npend = 0;
+    int rc = journal_pending(ctx->journal, &pend, &npend, err);
+    if (rc != XAC_OK)
+        return xac_err_prefix(err, "recovery: reading the journal");
+    /* cand[i]: the bit of res in pend[i]'s record, or -1 when not a candidate. */
+    int *cand = calloc(npend ? npend : 1, sizeof *cand);
+    bool *left = calloc(npend ? npend : 1, sizeof *left);
+    if (cand == NULL || left == NULL) {
+        free(pend);
+        free(cand);
+        free(left);
+        return xac_err_set(err, XAC_ENOMEM, "recovery: out of memory");
+    }
+    for (size_t i = 0; i < npend; i++) {
+        cand[i] = txn_res_index(&pend[i], res);
+        if (cand[i] >= 0 && is_live(ctx, pend[i].gtrid))
+            cand[i] = -1;
+    }
+
+    drv_conn *c;
+    drv_indoubt *list;
+    size_t nl;
+    xac_err e;
+    xac_err_clear(&e);
+    uint64_t gen = state_next_gen(ctx->state);
+    if (scan(ctx, ri, &c, &list, &nl, &e) != XA_OK) {
+        r->resources_down++;
+        snprintf(r->down_error, sizeof r->down_error, "%s", e.msg);
+        free(pend);
+        free(cand);
+        free(left);
+        return XAC_OK;
+    }
+    bool lost = false;
+    for (size_t k = 0; k < nl; k++) {
+        drv_indoubt *d = &list[k];
+        if (belongs_elsewhere(ctx, ri, d))
+            continue;
+        r->listed++;
+        rec_branch b;
+        evaluate(ctx, ri, d, gen, &b);
+        bool resolved = false;
+        switch (b.decision) {
+        case REC_FOREIGN:
+            r->foreign++;
+            break;
+        case REC_LIVE:
+            r->live++;
+            break;
+        case REC_HELD:
+            r->held++;
+            log_held(ctx, res, d);
+            break;
+        case REC_ROLLBACK:
+            if (b.grace_left_ms > 0) {
+                r->waiting++;
+                if (r->wait_ms == 0 || b.grace_left_ms < r->wait_ms)
+                    r->wait_ms = b.grace_left_ms;
+                xac_logd("recovery: gtrid %s on resource %s: no decision; rolled back in %u ms "
+                         "(grace period)",
+                         d->xid.gtrid, res, b.grace_left_ms);
+                break;
+            }
+            /* fall through */
+        case REC_COMMIT:
+            if (lost) {
+                r->failed++;
+                break;
+            }
+            if (c->broken) {
+                /* The connection died mid-pass: try again from a new one. */
+                drv_close(c);
+                c = NULL;
+                if (drv_open(&ctx->resources[ri], &c, &e) != XA_OK) {
+                    xac_logw("recovery: lost resource %s mid-pass: %s", res, e.msg);
+                    snprintf(r->down_error, sizeof r->down_error, "%s", e.msg);
+                    r->resources_down++;
+                    r->failed++;
+                    lost = true;
+                    break;
+                }
+            }
+            resolved = resolve_one(ctx, res, c, d, b.decision, r);
+            break;
+        }
+        if (!resolved && d->decoded && xac_xid_is_ours_on(&d->xid, ctx->node_id, res))
+            for (size_t i = 0; i < npend; i++)
+                if (cand[i] >= 0 && strcmp(pend[i].gtrid, d->xid.gtrid) == 0)
+                    left[i] = true;
+    }
+    if (c != NULL)
+        drv_close(c);
+    free(list);
+    if (!lost)
+        seen_sweep(ctx->state, res, gen);
+
+    if (lost) {
+        /* Not every branch was seen through: nothing is clean. */
+    } else if (journal_failed(ctx)) {
+        if (npend > 0)
+            xac_logw("recovery: the journal has failed; END records wait for a restart");
+    } else {
+        bool oom = false;
+        for (size_t i = 0; i < npend; i++) {
+            if (cand[i] < 0 || left[i] ||
+                !mark_clean(ctx->state, &pend[i], (unsigned)cand[i], &oom))
+                continue;
+            step(ctx, REC_STEP_BEFORE_END);
+            xac_err je;
+            xac_err_clear(&je);
+            if (journal_end(ctx->journal, pend[i].gtrid, &je) == XAC_OK) {
+                xac_logi("recovery: gtrid %s is done on every resource; END written",
+                         pend[i].gtrid);
+                r->ended++;
+                if (ctx->on_ended != NULL)
+                    ctx->on_ended(ctx->ended_arg, pend[i].gtrid);
+            } else {
+                xac_logw("recovery: END record for gtrid %s not written: %s", pend[i].gtrid,
+                         je.msg);
+            }
+        }
+        if (oom)
+            xac_logw("recovery: out of memory noting resource %s clean; END records wait", res);
+        marks_prune(ctx->state, ctx->journal);
+    }
+    free(pend);
+    free(cand);
+    free(left);
+    return XAC_OK;
+}
+
+int rec_pass_resource(const rec_ctx *ctx, size_t ri, rec_report *r, xac_err *err)
 {
     memset(r, 0, sizeof *r);
     /* Without the journal every branch would look undecided and be rolled
@@ -246,124 +752,69 @@ int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
     if (ctx->journal == NULL)
         return xac_err_set(err, XAC_EINVAL,
                            "recovery: no journal given: refusing to resolve branches blind");
-
-    /* Snapshot first, list after: a transaction that was not live here has
-     * already left behind every branch it will ever leave, so the listing
-     * below sees them and no END is written too early. */
-    journal_txn *pend = NULL;
-    size_t npend = 0;
-    int rc = journal_pending(ctx->journal, &pend, &npend, err);
-    if (rc != XAC_OK)
-        return xac_err_prefix(err, "recovery: reading the journal");
-    bool *cand = calloc(npend ? npend : 1, sizeof *cand);
-    if (cand == NULL) {
-        free(pend);
-        return xac_err_set(err, XAC_ENOMEM, "recovery: out of memory");
+    if (ri >= ctx->nresources)
+        return xac_err_set(err, XAC_EINVAL, "recovery: no resource #%zu", ri);
+    rec_ctx local = *ctx;
+    rec_state *tmp = NULL;
+    if (local.state == NULL) {
+        int rc = rec_state_create(&tmp, err);
+        if (rc != XAC_OK)
+            return rc;
+        local.state = tmp;
     }
-    for (size_t i = 0; i < npend; i++)
-        cand[i] = !is_live(ctx, pend[i].gtrid);
+    pthread_mutex_t *lk = res_lock(ctx->resources[ri].name);
+    pthread_mutex_lock(lk);
+    int rc = pass_locked(&local, ri, r, err);
+    pthread_mutex_unlock(lk);
+    rec_state_destroy(tmp);
+    /* A resource that is down was logged by scan(); its retries stay quiet. */
+    if (rc == XAC_OK &&
+        (r->committed || r->rolled_back || r->held || r->failed || r->ended || r->heuristics))
+        xac_logi("recovery: pass on resource %s: %zu committed, %zu rolled back, %zu live, "
+                 "%zu foreign, %zu held, %zu waiting, %zu failed, %zu heuristic, %s, %zu ended",
+                 ctx->resources[ri].name, r->committed, r->rolled_back, r->live, r->foreign,
+                 r->held, r->waiting, r->failed, r->heuristics, r->resources_down ? "down" : "up",
+                 r->ended);
+    return rc;
+}
 
-    seen_set ss = {0};
-    for (size_t ri = 0; ri < ctx->nresources; ri++) {
-        const char *res = ctx->resources[ri].name;
-        drv_conn *c;
-        drv_indoubt *list;
-        size_t nl;
-        xac_err e;
-        xac_err_clear(&e);
-        if (scan(ctx, ri, &c, &list, &nl, &e) != XA_OK) {
-            r->resources_down++;
-            continue;
-        }
-        for (size_t k = 0; k < nl; k++) {
-            drv_indoubt *d = &list[k];
-            seen *sn = NULL;
-            if (d->decoded && xac_xid_is_ours(&d->xid, ctx->node_id))
-                sn = seen_add(&ss, &d->xid);
-            if (belongs_elsewhere(ctx, ri, d))
-                continue;
-            rec_decision dec = decide(ctx, ri, d);
-            switch (dec) {
-            case REC_FOREIGN:
-                r->foreign++;
-                break;
-            case REC_LIVE:
-                r->live++;
-                break;
-            case REC_HELD:
-                r->held++;
-                xac_logw("recovery: gtrid %s on resource %s is left prepared: no COMMIT record, "
-                         "but the journal %s; %s",
-                         d->xid.gtrid, res,
-                         ctx->hold_undecided ? "was salvaged and may have lost it"
-                                             : "has failed and may hold one it could not confirm",
-                         ctx->hold_undecided
-                             ? "settle it by hand (xacctl list, xacd stopped) or restart xacd "
-                               "without --salvage-journal to roll it back"
-                             : "xacd settles it when it restarts with a working journal");
-                break;
-            case REC_COMMIT:
-            case REC_ROLLBACK:
-                if (c->broken) {
-                    /* The connection died mid-pass: try again from a new one. */
-                    drv_close(c);
-                    c = NULL;
-                    if (drv_open(&ctx->resources[ri], &c, &e) != XA_OK) {
-                        xac_logw("recovery: lost resource %s mid-pass: %s", res, e.msg);
-                        r->failed += 1;
-                        r->resources_down++;
-                        goto next_resource;
-                    }
-                }
-                resolve_one(ctx, res, c, d, dec, sn, r);
-                break;
-            }
-        }
-    next_resource:
-        if (c != NULL)
-            drv_close(c);
-        free(list);
+int rec_pass(const rec_ctx *ctx, rec_report *r, xac_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (ctx->journal == NULL)
+        return xac_err_set(err, XAC_EINVAL,
+                           "recovery: no journal given: refusing to resolve branches blind");
+    /* One state for the whole pass, so that a transaction over several
+     * resources is ended once each of them has been seen clean. */
+    rec_ctx local = *ctx;
+    rec_state *tmp = NULL;
+    if (local.state == NULL) {
+        int rc = rec_state_create(&tmp, err);
+        if (rc != XAC_OK)
+            return rc;
+        local.state = tmp;
     }
-
-    bool failed = journal_failed(ctx);
-    if (ss.oom) {
-        xac_logw("recovery: out of memory tracking branches; no END record written this pass");
-    } else if (failed) {
-        if (npend > 0)
-            xac_logw("recovery: the journal has failed; END records wait for a restart");
-    } else if (r->resources_down == 0) {
-        for (size_t i = 0; i < npend; i++) {
-            if (!cand[i])
-                continue;
-            bool left = false;
-            for (size_t k = 0; k < ss.n && !left; k++)
-                if (!ss.v[k].resolved && strcmp(ss.v[k].xid.gtrid, pend[i].gtrid) == 0)
-                    left = true;
-            if (left)
-                continue;
-            xac_err e;
-            xac_err_clear(&e);
-            if (journal_end(ctx->journal, pend[i].gtrid, &e) == XAC_OK) {
-                xac_logi("recovery: gtrid %s is done on every resource; END written",
-                         pend[i].gtrid);
-                r->ended++;
-                if (ctx->on_ended != NULL)
-                    ctx->on_ended(ctx->ended_arg, pend[i].gtrid);
-            } else {
-                xac_logw("recovery: END record for gtrid %s not written: %s", pend[i].gtrid, e.msg);
-            }
-        }
-    } else if (npend > 0) {
-        xac_logi("recovery: %zu resource(s) unreachable; END records wait for the next pass",
-                 r->resources_down);
+    int rc = XAC_OK;
+    for (size_t ri = 0; ri < ctx->nresources && rc == XAC_OK; ri++) {
+        rec_report one;
+        rc = rec_pass_resource(&local, ri, &one, err);
+        r->committed += one.committed;
+        r->rolled_back += one.rolled_back;
+        r->live += one.live;
+        r->foreign += one.foreign;
+        r->held += one.held;
+        r->waiting += one.waiting;
+        if (one.wait_ms > 0 && (r->wait_ms == 0 || one.wait_ms < r->wait_ms))
+            r->wait_ms = one.wait_ms;
+        r->failed += one.failed;
+        r->heuristics += one.heuristics;
+        r->listed += one.listed;
+        r->resources_down += one.resources_down;
+        r->ended += one.ended;
+        if (one.resources_down)
+            snprintf(r->down_error, sizeof r->down_error, "%s: %.400s", ctx->resources[ri].name,
+                     one.down_error);
     }
-    free(ss.v);
-    free(pend);
-    free(cand);
-    if (r->committed || r->rolled_back || r->held || r->failed || r->resources_down || r->ended)
-        xac_logi("recovery: pass done: %zu committed, %zu rolled back, %zu live, %zu foreign, "
-                 "%zu held, %zu failed, %zu resource(s) down, %zu ended",
-                 r->committed, r->rolled_back, r->live, r->foreign, r->held, r->failed,
-                 r->resources_down, r->ended);
-    return XAC_OK;
+    rec_state_destroy(tmp);
+    return rc;
 }

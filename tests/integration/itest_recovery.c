@@ -523,10 +523,12 @@ static void test_resource_down(void)
     CU_ASSERT_EQUAL(down, 1);
     free(b);
 
-    /* With every (configured) resource reachable, END follows; g8 on my_a
-     * has no record and is rolled back. */
-    drv_conf ok[2] = {res[PG_C], res[MY_A]};
+    /* With every resource of the record reachable (dead is back, on my_a's
+     * server), END follows; g8 on my_a has no record and is rolled back. */
+    drv_conf ok[3] = {res[PG_C], res[MY_A], res[MY_A]};
+    snprintf(ok[2].name, sizeof ok[2].name, "dead");
     ctx.resources = ok;
+    ctx.nresources = 3;
     r = pass(&ctx);
     CU_ASSERT_EQUAL(r.resources_down, 0);
     CU_ASSERT_EQUAL(r.ended, 1);

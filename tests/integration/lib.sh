@@ -73,6 +73,7 @@ it_setup() {
 #   bank_a  mysql driver, XAC_TEST_MYSQL_DB
 #   bank_b  odbc, postgresql dialect, XAC_TEST_PG_DB
 #   bank_c  odbc, mysql dialect, XAC_TEST_MYSQL_DB2
+#   bank_d  mysql driver, XAC_TEST_MYSQL_DB2 (only when named)
 it_write_config() {
     local file=$1 r sep=""
     shift
@@ -143,6 +144,20 @@ CONF
     port = $XAC_TEST_MYSQL_PORT;
     user = "$XAC_TEST_MYSQL_USER";
     password = "$XAC_TEST_MYSQL_PASSWORD";
+    database = "$XAC_TEST_MYSQL_DB2";
+    pool_size = 4;
+  }
+CONF
+        ;;
+    bank_d)
+        cat <<CONF
+  {
+    name = "bank_d";
+    driver = "mysql";
+    host = "$XAC_TEST_MYSQL_HOST";
+    port = $XAC_TEST_MYSQL_PORT;
+    user = "$XAC_TEST_MYSQL_USER";
+    password_file = "$IT_DIR/mysql.password";
     database = "$XAC_TEST_MYSQL_DB2";
     pool_size = 4;
   }

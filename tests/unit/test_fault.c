@@ -1,8 +1,9 @@
 /* Crash points and journal I/O faults (coordinator/fault.c). Each crash case
  * runs in a forked child, which must die of SIGKILL exactly at the armed point
- * and hit, and live otherwise. The journal's steps reach the same points
- * through the step hook. I/O faults run in this process: the hook must return
- * the armed errno from the armed call on, and 0 for everything else. */
+ * and hit, and live otherwise. The journal's and recovery's steps reach the
+ * same points through their step hooks. I/O faults run in this process: the
+ * hook must return the armed errno from the armed call on, and 0 for
+ * everything else. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,10 +15,13 @@
 #include "cu.h"
 #include "fault.h"
 
+/* How a child reaches a point: fault_point itself, or the journal's or
+ * recovery's step hook with the step's own name. */
+enum via { VIA_POINT, VIA_JOURNAL, VIA_REC };
+
 /* Runs the scenario in a child: arm with spec and enabled, then reach point
- * `name` `times` times. Returns the child's wait status. */
-static int run_child_via(const char *spec, bool enabled, const char *name, int times,
-                         bool journal_step)
+ * `name` `times` times through `how`. Returns the child's wait status. */
+static int run_child_how(const char *spec, bool enabled, const char *name, int times, enum via how)
 {
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
@@ -29,8 +33,10 @@ static int run_child_via(const char *spec, bool enabled, const char *name, int t
         unsetenv("XAC_JOURNAL_FAULT");
         fault_arm(enabled);
         for (int i = 0; i < times; i++) {
-            if (journal_step)
+            if (how == VIA_JOURNAL)
                 fault_journal_step(NULL, name);
+            else if (how == VIA_REC)
+                fault_rec_step(NULL, name);
             else
                 fault_point(name);
         }
@@ -41,9 +47,20 @@ static int run_child_via(const char *spec, bool enabled, const char *name, int t
     return st;
 }
 
+static int run_child_via(const char *spec, bool enabled, const char *name, int times,
+                         bool journal_step)
+{
+    return run_child_how(spec, enabled, name, times, journal_step ? VIA_JOURNAL : VIA_POINT);
+}
+
+static int run_child_rec(const char *spec, bool enabled, const char *name, int times)
+{
+    return run_child_how(spec, enabled, name, times, VIA_REC);
+}
+
 static int run_child(const char *spec, bool enabled, const char *name, int times)
 {
-    return run_child_via(spec, enabled, name, times, false);
+    return run_child_how(spec, enabled, name, times, VIA_POINT);
 }
 
 static bool killed(int st)
@@ -87,21 +104,42 @@ static void test_bad_specs(void)
     CU_ASSERT_TRUE(lived(run_child("before-end:x", true, FAULT_BEFORE_END, 3)));
 }
 
+/* The list is what --list-crash-points prints and what test_crash iterates
+ * over: every point once, in protocol order, every engine point named by its
+ * macro, and every journal step of journal.h with its prefix. */
 static void test_names(void)
 {
+    static const char *const want[] = {
+        FAULT_AFTER_START,          FAULT_AFTER_FIRST_PREPARE, FAULT_AFTER_PREPARE_ALL,
+        FAULT_BEFORE_DECISION,      FAULT_AFTER_DECISION,      FAULT_AFTER_FIRST_COMMIT,
+        FAULT_AFTER_COMMIT_ALL,     FAULT_BEFORE_END,          FAULT_BEFORE_ROLLBACK,
+        FAULT_AFTER_FIRST_ROLLBACK, FAULT_BEFORE_ONE_PHASE,    FAULT_AFTER_ONE_PHASE,
+        "journal-batch-written",    "journal-batch-synced",    "journal-segment-created",
+        "journal-segment-switched", "journal-carried",         "journal-segment-deleted",
+        "rec-before-commit",        "rec-after-commit",        "rec-before-rollback",
+        "rec-after-rollback",       "rec-before-end"};
+    const size_t nwant = sizeof want / sizeof want[0];
     const char *const *n = fault_names();
     size_t k = 0;
     while (n[k] != NULL)
         k++;
-    CU_ASSERT_EQUAL(k, 11);
-    CU_ASSERT_STRING_EQUAL(n[0], FAULT_AFTER_FIRST_PREPARE);
-    CU_ASSERT_STRING_EQUAL(n[4], FAULT_BEFORE_END);
-    CU_ASSERT_STRING_EQUAL(n[5], "journal-batch-written");
-    CU_ASSERT_STRING_EQUAL(n[6], "journal-batch-synced");
-    CU_ASSERT_STRING_EQUAL(n[7], "journal-segment-created");
-    CU_ASSERT_STRING_EQUAL(n[8], "journal-segment-switched");
-    CU_ASSERT_STRING_EQUAL(n[9], "journal-carried");
-    CU_ASSERT_STRING_EQUAL(n[10], "journal-segment-deleted");
+    CU_ASSERT_EQUAL(k, nwant);
+    for (size_t i = 0; i < k && i < nwant; i++)
+        CU_ASSERT_STRING_EQUAL(n[i], want[i]);
+    for (size_t i = 0; i < k; i++)
+        for (size_t m = i + 1; m < k; m++)
+            CU_ASSERT_STRING_NOT_EQUAL(n[i], n[m]);
+}
+
+/* Every listed name is a point that fires, and only under its own name. */
+static void test_every_name_fires(void)
+{
+    for (const char *const *n = fault_names(); *n != NULL; n++) {
+        CU_ASSERT_TRUE(killed(run_child(*n, true, *n, 1)));
+        CU_ASSERT_TRUE(lived(run_child(*n, false, *n, 2)));
+        const char *other = n[1] != NULL ? n[1] : fault_names()[0];
+        CU_ASSERT_TRUE(lived(run_child(*n, true, other, 2)));
+    }
 }
 
 /* journal.h's step names, as the writer passes them to the hook. */
@@ -120,6 +158,26 @@ static void test_journal_steps(void)
     CU_ASSERT_TRUE(lived(run_child_via("journal-batch-synced:3", true, "batch-synced", 2, true)));
     CU_ASSERT_TRUE(killed(run_child_via("journal-batch-synced:3", true, "batch-synced", 3, true)));
     CU_ASSERT_TRUE(lived(run_child_via("journal-batch-synced", true, "batch-written", 4, true)));
+}
+
+/* Recovery's step hook: the full name and the step without "rec-" reach the
+ * same point; a journal step of the same name does not. */
+static void test_rec_steps(void)
+{
+    static const char *const steps[] = {"before-commit", "after-commit", "before-rollback",
+                                        "after-rollback", "before-end"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char full[64];
+        snprintf(full, sizeof full, "rec-%s", steps[i]);
+        CU_ASSERT_TRUE(killed(run_child_rec(full, true, full, 1)));
+        CU_ASSERT_TRUE(killed(run_child_rec(full, true, steps[i], 1)));
+        CU_ASSERT_TRUE(lived(run_child_rec(full, false, full, 3)));
+        CU_ASSERT_TRUE(lived(run_child_via(full, true, steps[i], 3, true)));
+        /* The engine's point of the same name is another point. */
+        CU_ASSERT_TRUE(lived(run_child_rec(steps[i], true, full, 3)));
+    }
+    CU_ASSERT_TRUE(lived(run_child_rec("rec-after-commit:2", true, "after-commit", 1)));
+    CU_ASSERT_TRUE(killed(run_child_rec("rec-after-commit:2", true, "after-commit", 2)));
 }
 
 /* Arms XAC_JOURNAL_FAULT=spec in this process (no crash point). */
@@ -237,7 +295,9 @@ int cu_register(void)
         {"name:N counts", test_count},
         {"bad specs arm nothing", test_bad_specs},
         {"names", test_names},
+        {"every listed name fires", test_every_name_fires},
         {"journal steps are crash points", test_journal_steps},
+        {"recovery steps are crash points", test_rec_steps},
         {"journal fault: op alone", test_io_fault_default},
         {"journal fault: count and errno", test_io_fault_count_and_errno},
         {"journal fault: a list", test_io_fault_list},
