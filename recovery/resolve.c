@@ -278,20 +278,26 @@ int rec_resolve(const rec_ctx *ctx, const rec_resolve_req *req, char *msg, size_
                       xac_err_setr(err, XAC_ERESOURCE, res, "unknown resource \"%.64s\"", res),
                       NULL, err);
 
+    /* The recovery loop must not act on the branch at the same moment, or it
+     * would report the operator's action as a heuristic outcome. */
+    rec_resource_lock(res);
     drv_conn *c = NULL;
     xac_err e;
     xac_err_clear(&e);
     int x = drv_open(rc_conf, &c, &e);
-    if (x != XA_OK)
+    if (x != XA_OK) {
+        rec_resource_unlock(res);
         return finish(
             fd, req, "-",
             xac_err_setr(err, XAC_ERMFAIL, res, "resource %s is unreachable: %s", res, e.msg), NULL,
             err);
+    }
     drv_indoubt *list = NULL;
     size_t nl = 0;
     x = drv_recover(c, &list, &nl, &e);
     if (x != XA_OK) {
         drv_close(c);
+        rec_resource_unlock(res);
         return finish(fd, req, "-",
                       xac_err_setr(err, XAC_ERMFAIL, res,
                                    "listing the in-doubt branches of %s "
@@ -366,6 +372,7 @@ int rec_resolve(const rec_ctx *ctx, const rec_resolve_req *req, char *msg, size_
     }
     free(list);
     drv_close(c);
+    rec_resource_unlock(res);
     if (rc == XAC_OK && msg != NULL)
         snprintf(msg, msglen, "%s", what);
     return finish(fd, req, decision, rc, what, err);

@@ -143,6 +143,44 @@ static void test_round_trip_requests(void)
     xac_msg_free(&d);
 }
 
+/* The admin socket's requests (docs/protocol.md, "Admin socket"). */
+static void test_round_trip_admin(void)
+{
+    xac_msg m, d;
+    const uint8_t empty[] = {XAC_MSG_ADMIN_STATUS, XAC_MSG_ADMIN_LIST, XAC_MSG_ADMIN_RECOVER};
+    for (size_t i = 0; i < sizeof empty; i++) {
+        xac_msg_init(&m, empty[i]);
+        round_trip(&m, &d);
+        xac_msg_free(&d);
+    }
+    xac_msg_init(&m, XAC_MSG_ADMIN_RESOLVE);
+    m.resource = "bank_a";
+    m.xid = "'n1.18f.2a','bank_a',2019648305";
+    m.action = XAC_ADMIN_ROLLBACK;
+    m.force = 1;
+    m.operator_name = "alice";
+    round_trip(&m, &d);
+    CU_ASSERT_STRING_EQUAL(d.resource, "bank_a");
+    CU_ASSERT_STRING_EQUAL(d.xid, m.xid);
+    CU_ASSERT_EQUAL(d.action, XAC_ADMIN_ROLLBACK);
+    CU_ASSERT_EQUAL(d.force, 1);
+    CU_ASSERT_STRING_EQUAL(d.operator_name, "alice");
+    xac_msg_free(&d);
+
+    /* The bytes of docs/protocol.md's layout: str resource, str xid, u8
+     * action, u8 force, str operator. */
+    xac_buf b;
+    encode_ok(&m, &b);
+    const uint8_t want[] = {0x00, 0x00, 0x00, 0x06, 'b', 'a', 'n', 'k', '_', 'a'};
+    CU_ASSERT_EQUAL(b.data[4], XAC_MSG_ADMIN_RESOLVE);
+    CU_ASSERT_TRUE(memcmp(b.data + 5, want, sizeof want) == 0);
+    size_t at = 5 + sizeof want + 4 + strlen(m.xid);
+    CU_ASSERT_EQUAL_FATAL(b.len, at + 2 + 4 + 5);
+    CU_ASSERT_EQUAL(b.data[at], XAC_ADMIN_ROLLBACK);
+    CU_ASSERT_EQUAL(b.data[at + 1], 1);
+    xac_buf_free(&b);
+}
+
 static void test_round_trip_replies(void)
 {
     xac_msg m, d;
@@ -633,6 +671,7 @@ int cu_register(void)
 {
     static const cu_test tests[] = {{"round trip requests", test_round_trip_requests},
                                     {"round trip replies", test_round_trip_replies},
+                                    {"round trip admin requests", test_round_trip_admin},
                                     {"protocol.md examples", test_doc_examples},
                                     {"strict rejection", test_strict_rejection},
                                     {"random mutation", test_mutation},
