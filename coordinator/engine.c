@@ -1309,7 +1309,7 @@ static int leave_in_doubt(engine *e, txn *t, const xac_err *jerr, xac_err *err)
                        t->gtrid, jerr->msg);
 }
 
-static int commit_two_phase(engine *e, txn *t, xac_err *err)
+static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
 {
     atomic_store(&t->state, XAC_STATE_PREPARING);
     atomic_int votes;
@@ -1387,12 +1387,10 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
         branch_release(e, &t->br[i]);
     }
     if (left == 0) {
-        fault_point(FAULT_BEFORE_END);
-        xac_err eerr;
-        xac_err_clear(&eerr);
-        if (journal_end(e->j, t->gtrid, &eerr) != XAC_OK)
-            xac_logw("engine: gtrid %s: END record not written (%s); recovery will write it",
-                     t->gtrid, eerr.msg);
+        if (defer_end != NULL)
+            snprintf(defer_end, XAC_GTRID_MAX + 1, "%s", t->gtrid);
+        else
+            engine_end(e, t->gtrid);
         xac_logd("engine: gtrid %s committed on %zu branch(es)", t->gtrid, t->nbr);
     } else {
         xac_logw("engine: gtrid %s committed; %zu branch(es) left for recovery", t->gtrid, left);
@@ -1403,8 +1401,25 @@ static int commit_two_phase(engine *e, txn *t, xac_err *err)
     return XAC_OK;
 }
 
+void engine_end(engine *e, const char *gtrid)
+{
+    fault_point(FAULT_BEFORE_END);
+    xac_err eerr;
+    xac_err_clear(&eerr);
+    if (journal_end(e->j, gtrid, &eerr) != XAC_OK)
+        xac_logw("engine: gtrid %s: END record not written (%s); recovery will write it", gtrid,
+                 eerr.msg);
+}
+
 int engine_commit(engine *e, txn *t, xac_err *err)
 {
+    return engine_commit_ex(e, t, NULL, err);
+}
+
+int engine_commit_ex(engine *e, txn *t, char *defer_end, xac_err *err)
+{
+    if (defer_end != NULL)
+        defer_end[0] = '\0';
     pthread_mutex_lock(&t->mu);
     int rc;
     if (t->timed_out) {
@@ -1430,7 +1445,7 @@ int engine_commit(engine *e, txn *t, xac_err *err)
         atomic_store(&t->state, XAC_STATE_PREPARING);
         rc = commit_one_phase(e, t, err);
     } else {
-        rc = commit_two_phase(e, t, err);
+        rc = commit_two_phase(e, t, defer_end, err);
     }
     txn_free(t);
     return rc;

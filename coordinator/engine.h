@@ -39,6 +39,14 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
  * it. XAC_ERMFAIL: a one-phase commit whose outcome the database holds.
  * The return never precedes the durability of a commit decision. */
 int engine_commit(engine *e, txn *t, xac_err *err);
+/* The same, but a committed multi-resource transaction's END record is left
+ * to the caller: defer_end[XAC_GTRID_MAX + 1] gets its gtrid (else ""), and
+ * the caller passes it to engine_end once the client has its reply. Until
+ * the END, the COMMIT record keeps the outcome known across a crash of xacd,
+ * so a client whose reply was lost can still learn it with STATUS. */
+int engine_commit_ex(engine *e, txn *t, char *defer_end, xac_err *err);
+/* Writes the END record of a committed transaction whose branches are done. */
+void engine_end(engine *e, const char *gtrid);
 /* Rolls t back and frees it. Always ends with t freed. */
 int engine_rollback(engine *e, txn *t, xac_err *err);
 

@@ -470,8 +470,9 @@ static int on_commit(session *ss)
     xac_err err;
     xac_err_clear(&err);
     txn *t = ss->t;
-    ss->t = NULL; /* engine_commit frees it, whatever it returns */
-    int rc = engine_commit(s->eng, t, &err);
+    ss->t = NULL; /* engine_commit_ex frees it, whatever it returns */
+    char end[XAC_GTRID_MAX + 1];
+    int rc = engine_commit_ex(s->eng, t, end, &err);
     int sent;
     if (rc == XAC_OK)
         sent = send_outcome(ss, XAC_OUTCOME_COMMITTED, "", "");
@@ -479,6 +480,10 @@ static int on_commit(session *ss)
         sent = send_outcome(ss, XAC_OUTCOME_ROLLED_BACK, err.resource, err.msg);
     else
         sent = send_error(ss, rc, err.resource, err.msg);
+    /* END only after the reply: had xacd died before it, the COMMIT record
+     * would still answer the client's STATUS after a restart. */
+    if (end[0] != '\0')
+        engine_end(s->eng, end);
     return sent == XAC_OK ? KEEP : CLOSE;
 }
 

@@ -430,6 +430,13 @@ wait_mysql_sessions_gone() {
 }
 
 # Size in bytes and a content hash of the journal directory's files.
+# state_of GTRID: the state name `xac --status GTRID` reports.
+state_of() {
+    run_xac --status "$1" > /dev/null
+    [ "$XAC_RC" = 0 ] || fail "xac --status $1: exit $XAC_RC: $XAC_OUT"
+    printf '%s\n' "$XAC_LAST" | awk -v g="$1" '$1 == g {print $2}'
+}
+
 journal_bytes() {
     find "$IT_JOURNAL" -type f -printf '%s\n' 2> /dev/null | awk '{s += $1} END {print s + 0}'
 }

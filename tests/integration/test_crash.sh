@@ -200,9 +200,28 @@ strand() {
     log_mark
     start_xacd XAC_CRASH_AT="$point"
     run_xac "${XARGS[@]}"
-    assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (outcome unknown)"
+    STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
+    if [ "$point" = before-end ]; then
+        # The END record is written after the reply: the client has its answer.
+        assert_eq 0 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (after the reply)"
+    else
+        assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (outcome unknown)"
+    fi
     not_reached_check "$point"
     crashed_at "$point"
+}
+
+# check_status POINT EXPECT: after the restart, STATUS of the interrupted
+# transaction agrees with its outcome (a client whose reply was lost asks it).
+check_status() {
+    local point=$1 expect=$2 st
+    [ -n "$STRAND_GTRID" ] || fail "$point: no gtrid of the interrupted transaction"
+    st=$(state_of "$STRAND_GTRID")
+    case $expect in
+    committed) assert_eq COMMITTED "$st" "$point: STATUS of $STRAND_GTRID after the restart" ;;
+    rolled_back) assert_eq UNKNOWN "$st" "$point: STATUS of $STRAND_GTRID after the restart" ;;
+    *) it_log "ok: $point: STATUS of $STRAND_GTRID after the restart: $st" ;;
+    esac
 }
 
 # A transfer over bank_a and the credited resources.
@@ -216,6 +235,7 @@ case_transfer() {
     check_xacctl_list "$point" "$n" "$@"
     start_xacd
     check_transfer "$point" "$expect" $# "$@"
+    check_status "$point" "$expect"
     # The recovered transaction does not block new ones on the same rows.
     local a b
     a=$(bal_a $T)

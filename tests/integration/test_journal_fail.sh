@@ -53,13 +53,6 @@ last_gtrid() {
     printf '%s\n' "$XAC_LAST" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true
 }
 
-# status_of GTRID: the state name xac --status prints.
-status_of() {
-    run_xac --status "$1" > /dev/null
-    [ "$XAC_RC" = 0 ] || fail "xac --status $1: exit $XAC_RC: $XAC_OUT"
-    printf '%s\n' "$XAC_LAST" | awk '{print $2}'
-}
-
 # count_branches GTRID: "MARIADB POSTGRESQL" prepared branches of GTRID.
 count_branches() {
     local hex m p
@@ -90,7 +83,7 @@ g1=$(last_gtrid)
 assert_eq "100 100" "$(balances)" "a: balances after the failed COMMIT"
 assert_no_prepared "a: after the failed COMMIT"
 it_log "ok: a: no prepared branch on either database"
-assert_eq ROLLED_BACK "$(status_of "$g1")" "a: STATUS of the rolled-back transaction"
+assert_eq ROLLED_BACK "$(state_of "$g1")" "a: STATUS of the rolled-back transaction"
 
 transfer 5
 expect_rolled_back "" "a: a second COMMIT on the failed journal"
@@ -126,7 +119,7 @@ assert_contains "${RAW[4]}" "restarts with a working journal" "b: the message sa
 assert_contains "${RAW[4]}" "STATUS" "b: the message points to STATUS"
 [ -n "$g2" ] || fail "b: no gtrid in '$XAC_LAST'"
 assert_eq "1 1" "$(count_branches "$g2")" "b: prepared branches of $g2 on MariaDB and PostgreSQL"
-assert_eq PREPARING "$(status_of "$g2")" "b: STATUS claims no outcome"
+assert_eq PREPARING "$(state_of "$g2")" "b: STATUS claims no outcome"
 assert_xacd_alive "an unknown outcome"
 stop_xacd
 wait_mysql_sessions_gone
@@ -143,7 +136,7 @@ case "$a $b" in
 esac
 assert_eq "90 110" "$a $b" "b: the replayed COMMIT was carried out on both sides"
 assert_no_prepared "b: after recovery"
-assert_eq COMMITTED "$(status_of "$g2")" "b: STATUS after the restart"
+assert_eq COMMITTED "$(state_of "$g2")" "b: STATUS after the restart"
 transfer 1
 expect_committed "b: a transfer after recovery"
 assert_eq "89 111" "$(balances)" "b: balances after one more transfer"

@@ -12,13 +12,6 @@ it_drop_tables() { drop_accounts $T; }
 ABANDON_BIN=$XAC_BUILD_DIR/tests/prog_abandon
 [ -x "$ABANDON_BIN" ] || fail "$ABANDON_BIN is missing: build the project first"
 
-# state_of GTRID: the state name `xac --status` reports.
-state_of() {
-    run_xac --status "$1" > /dev/null
-    [ "$XAC_RC" = 0 ] || fail "xac --status $1: exit $XAC_RC: $XAC_OUT"
-    printf '%s\n' "$XAC_LAST" | awk -v g="$1" '$1 == g {print $2}'
-}
-
 # wait_not_active GTRID: xacd notices a vanished client a moment after it
 # dies; waits (bounded) until the transaction is no longer ACTIVE and prints
 # its state.
