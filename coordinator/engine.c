@@ -716,6 +716,12 @@ static bool live_cb(void *arg, const char *gtrid)
     return engine_is_live(arg, gtrid);
 }
 
+static bool finished_cb(void *arg, const char *gtrid)
+{
+    int st = engine_status(arg, gtrid);
+    return st == XAC_STATE_COMMITTED || st == XAC_STATE_ROLLED_BACK;
+}
+
 static void ended_cb(void *arg, const char *gtrid)
 {
     engine_recovered(arg, gtrid);
@@ -757,6 +763,7 @@ void engine_rec_ctx(engine *e, rec_ctx *ctx)
     ctx->resources = e->cfg->resources;
     ctx->nresources = e->cfg->nresources;
     ctx->is_live = live_cb;
+    ctx->finished_here = finished_cb;
     ctx->live_arg = e;
     /* The salvage flag is read from the journal too: the threads' first pass
      * may start before main calls engine_hold_undecided. */

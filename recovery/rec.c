@@ -539,6 +539,13 @@ static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
     step(ctx, REC_STEP_BEFORE_ROLLBACK);
     int x = drv_rollback(c, &d->xid, &e);
     step(ctx, REC_STEP_AFTER_ROLLBACK);
+    if (x == XAER_NOTA && ctx->finished_here != NULL && ctx->finished_here(ctx->live_arg, g)) {
+        /* Listed while the engine was finishing it: the engine's own doing. */
+        xac_logi("recovery: gtrid %s on resource %s: finished by xacd itself since the listing; "
+                 "nothing to roll back",
+                 g, res);
+        return false;
+    }
     switch (rec_classify(false, x, c->broken)) {
     case REC_V_DONE:
         xac_logi("recovery: gtrid %s on resource %s: roll back (no commit record: presumed "

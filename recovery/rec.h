@@ -54,6 +54,11 @@ typedef struct rec_ctx {
     size_t nresources;
     rec_live_fn is_live; /* may be NULL: nothing is live */
     void *live_arg;
+    /* May be NULL. Did this process itself finish gtrid (commit or roll it
+     * back) since it started? A branch recovery listed that is gone when it
+     * acts was then finished by the engine, which is no heuristic. Called
+     * with live_arg. */
+    rec_live_fn finished_here;
     /* Decisions may be missing from the journal (it was salvaged): hold
      * branches without a COMMIT record instead of rolling them back. */
     bool hold_undecided;

@@ -439,6 +439,14 @@ typedef struct hook {
     int nheur;
 } hook;
 
+/* finished_here for the heuristic test: "this process finished gtrid". */
+static const char *finished_gtrid;
+static bool finished_fn(void *arg, const char *gtrid)
+{
+    (void)arg;
+    return finished_gtrid != NULL && strcmp(gtrid, finished_gtrid) == 0;
+}
+
 static void step_fn(void *arg, const char *name)
 {
     hook *h = arg;
@@ -543,6 +551,25 @@ static void test_heuristic_and_steps(void)
     CU_ASSERT_STRING_EQUAL(h.steps[0], REC_STEP_BEFORE_ROLLBACK);
     CU_ASSERT_STRING_EQUAL(h.steps[1], REC_STEP_AFTER_ROLLBACK);
     CU_ASSERT_TRUE(has_row(PG_C, 22)); /* the DBA's commit stands */
+
+    /* The same race when the engine of this process finished the
+     * transaction itself (listed while it was committing): no heuristic. */
+    char gf[XAC_GTRID_MAX + 1];
+    gtrid_of(boot - 1, gf);
+    seed(PG_C, gf, 23);
+    finished_gtrid = gf;
+    ctx.finished_here = finished_fn;
+    h.nsteps = 0;
+    h.sabotage = REC_STEP_BEFORE_ROLLBACK;
+    h.res = PG_C;
+    h.gtrid = gf;
+    h.commit = true;
+    r = pass_on(&ctx, PG_C);
+    CU_ASSERT_EQUAL(r.heuristics, 0);
+    CU_ASSERT_EQUAL(r.rolled_back, 0);
+    CU_ASSERT_EQUAL(h.nheur, 2);
+    CU_ASSERT_TRUE(has_row(PG_C, 23));
+    ctx.finished_here = NULL;
 
     /* Nothing left: a next pass reports nothing new. */
     r = pass_on(&ctx, PG_C);
