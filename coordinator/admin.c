@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "rec.h"
+#include "unixsock.h"
 
 /* An xacctl that stops reading or writing must not hold the admin thread. */
 #define IO_TIMEOUT_S         30
@@ -50,59 +51,13 @@ struct admin {
 
 static int admin_listen(admin *a, xac_err *err)
 {
-    const char *path = a->cfg->admin_socket;
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa.sun_path)
-        return xac_err_set(err, XAC_ECONFIG, "admin_socket %s: path too long (at most %zu bytes)",
-                           path, sizeof sa.sun_path - 1);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return xac_err_set(err, XAC_EIO,
-                               "admin_socket %s exists and is not a socket; remove it", path);
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe < 0)
-            return xac_err_set(err, XAC_EIO, "socket(AF_UNIX): %s (errno %d)", strerror(errno),
-                               errno);
-        int rc = connect(probe, (struct sockaddr *)&sa, sizeof sa);
-        int e = errno;
-        close(probe);
-        if (rc == 0 || e == EAGAIN)
-            return xac_err_set(err, XAC_EIO,
-                               "another process answers on the admin socket %s (another xacd?)",
-                               path);
-        if (unlink(path) != 0 && errno != ENOENT)
-            return xac_err_set(err, XAC_EIO, "cannot remove the stale admin socket %s: %s", path,
-                               strerror(errno));
-        xac_logi("removed stale admin socket %s", path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return xac_err_set(err, XAC_EIO, "socket(AF_UNIX): %s (errno %d)", strerror(errno), errno);
-    /* Mode 0600 from the start: the file's permissions are the only access
-     * control, so there must be no moment at which others may connect. */
-    mode_t old = umask(0177);
-    int brc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    int be = errno;
-    umask(old);
-    if (brc != 0) {
-        close(fd);
-        return xac_err_set(err, XAC_EIO, "cannot bind the admin socket %s: %s (errno %d)", path,
-                           strerror(be), be);
-    }
-    if (chmod(path, 0600) != 0 || lstat(path, &st) != 0 || listen(fd, 16) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(path);
-        return xac_err_set(err, XAC_EIO, "cannot set up the admin socket %s: %s (errno %d)", path,
-                           strerror(e), e);
-    }
-    a->fd = fd;
-    a->dev = st.st_dev;
-    a->ino = st.st_ino;
+    unixsock u;
+    int rc = unixsock_listen(a->cfg->admin_socket, "admin_socket", 0600, 16, &u, err);
+    if (rc != XAC_OK)
+        return rc;
+    a->fd = u.fd;
+    a->dev = u.dev;
+    a->ino = u.ino;
     return XAC_OK;
 }
 
@@ -240,64 +195,14 @@ static int on_status(admin *a, int fd)
 
 static int on_list(admin *a, int fd)
 {
-    static const char *const cols[] = {"resource",  "xid",   "gtrid",    "bqual",
-                                       "format_id", "age_s", "decision", "action"};
     rec_ctx ctx;
     admin_ctx(a, &ctx);
-    rec_branch *b = NULL;
-    size_t n = 0, down = 0;
     xac_err err;
     xac_err_clear(&err);
-    int rc = rec_list(&ctx, &b, &n, &down, &err);
-    if (rc != XAC_OK)
-        return send_error(fd, rc, err.resource, err.msg);
     xac_rows r;
     xac_rows_init(&r);
-    rc = xac_rows_set_cols(&r, 8, cols, &err);
-    for (size_t i = 0; i < n && rc == XAC_OK; i++) {
-        const drv_indoubt *d = &b[i].branch;
-        char xid[XAC_XID_TEXT_MAX], fid[16], age[24], action[64];
-        const char *cells[8];
-        size_t lens[8];
-        cells[0] = b[i].resource;
-        if (d->decoded) {
-            xac_xid_format(&d->xid, xid);
-            snprintf(fid, sizeof fid, "%ld", (long)d->xid.format_id);
-            cells[1] = xid;
-            cells[2] = d->xid.gtrid;
-            lens[2] = d->xid.gtrid_len;
-            cells[3] = d->xid.bqual;
-            lens[3] = d->xid.bqual_len;
-            cells[4] = fid;
-        } else {
-            cells[1] = d->raw;
-            cells[2] = d->raw;
-            lens[2] = strlen(d->raw);
-            cells[3] = NULL; /* a PostgreSQL gid that is not an XID */
-            lens[3] = 0;
-            cells[4] = NULL;
-        }
-        if (b[i].age_s >= 0)
-            snprintf(age, sizeof age, "%lld", (long long)b[i].age_s);
-        rec_branch_action(&b[i], action, sizeof action);
-        cells[5] = b[i].age_s >= 0 ? age : NULL;
-        cells[6] = rec_decision_key(b[i].decision);
-        cells[7] = action;
-        for (int c = 0; c < 8; c++)
-            if (c != 2 && c != 3)
-                lens[c] = cells[c] != NULL ? strlen(cells[c]) : 0;
-        rc = xac_rows_add(&r, cells, lens, &err);
-    }
-    free(b);
-    if (rc == XAC_OK && down > 0) {
-        /* A partial list must not read as "nothing in doubt there": one
-         * marker row says how many resources were not listed. */
-        char act[96];
-        snprintf(act, sizeof act, "not listed: %zu resource(s) unreachable (see xacd's log)", down);
-        const char *cells[8] = {"-", "-", NULL, NULL, NULL, NULL, "unreachable", act};
-        rc = xac_rows_add(&r, cells, NULL, &err);
-    }
-    int sent = rc == XAC_OK ? send_rows(fd, &r) : send_error(fd, rc, "", err.msg);
+    int rc = rec_list_rows(&ctx, "xacd's log", &r, &err);
+    int sent = rc == XAC_OK ? send_rows(fd, &r) : send_error(fd, rc, err.resource, err.msg);
     xac_rows_free(&r);
     return sent;
 }
@@ -327,55 +232,18 @@ static int on_resolve(admin *a, int fd, const xac_msg *m)
     return xac_msg_send(fd, &r, &err);
 }
 
-typedef struct recover_rows {
-    xac_rows *rows;
-    int rc;
-} recover_rows;
-
-static void action_cb(void *arg, const char *resource, const xac_xid *xid, const char *action,
-                      const char *outcome)
-{
-    recover_rows *rr = arg;
-    char x[XAC_XID_TEXT_MAX];
-    xac_xid_format(xid, x);
-    const char *cells[4] = {resource, x, action, outcome};
-    xac_err err;
-    xac_err_clear(&err);
-    if (rr->rc == XAC_OK)
-        rr->rc = xac_rows_add(rr->rows, cells, NULL, &err);
-}
-
 static int on_recover(admin *a, int fd)
 {
-    static const char *const cols[] = {"resource", "xid", "action", "outcome"};
     xac_rows r;
     xac_rows_init(&r);
     xac_err err;
     xac_err_clear(&err);
-    if (xac_rows_set_cols(&r, 4, cols, &err) != XAC_OK)
-        return send_error(fd, XAC_ENOMEM, "", err.msg);
-    recover_rows rr = {.rows = &r, .rc = XAC_OK};
     rec_ctx ctx;
     admin_ctx(a, &ctx);
-    ctx.on_action = action_cb;
-    ctx.action_arg = &rr;
     rec_report rep;
-    memset(&rep, 0, sizeof rep);
     xac_logi("admin: recovery pass requested through the admin socket");
-    int rc = rec_pass(&ctx, &rep, &err);
-    if (rc != XAC_OK) {
-        xac_rows_free(&r);
-        return send_error(fd, rc, err.resource, err.msg);
-    }
-    if (rr.rc == XAC_OK && rep.resources_down > 0) {
-        /* Not an action, but the operator must not read "nothing to do". */
-        char n[64];
-        snprintf(n, sizeof n, "%zu resource(s) unreachable", rep.resources_down);
-        const char *cells[4] = {"-", "-", "skip", rep.down_error[0] ? rep.down_error : n};
-        rr.rc = xac_rows_add(&r, cells, NULL, &err);
-    }
-    int sent =
-        rr.rc == XAC_OK ? send_rows(fd, &r) : send_error(fd, XAC_ENOMEM, "", "out of memory");
+    int rc = rec_pass_rows(&ctx, &r, &rep, &err);
+    int sent = rc == XAC_OK ? send_rows(fd, &r) : send_error(fd, rc, err.resource, err.msg);
     xac_rows_free(&r);
     return sent;
 }

@@ -4,6 +4,7 @@
  * list of live sessions so that shutdown can wake idle ones and wait for all
  * of them, which rolls back whatever they still have open. */
 #include "server.h"
+#include "unixsock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,63 +64,14 @@ struct session {
 
 static int unix_listen(server *s, const char *path, xac_err *err)
 {
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa.sun_path)
-        return xac_err_set(err, XAC_ECONFIG, "listen.unix %s: path too long (at most %zu bytes)",
-                           path, sizeof sa.sun_path - 1);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return xac_err_set(err, XAC_EIO, "listen.unix %s exists and is not a socket; remove it",
-                               path);
-        /* A socket file is left over by a crash, or in use by a live xacd. */
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe < 0)
-            return xac_err_set(err, XAC_EIO, "socket(AF_UNIX): %s (errno %d)", strerror(errno),
-                               errno);
-        int rc = connect(probe, (struct sockaddr *)&sa, sizeof sa);
-        int e = errno;
-        close(probe);
-        if (rc == 0 || e == EAGAIN)
-            return xac_err_set(err, XAC_EIO,
-                               "another process is listening on %s (is xacd already running?)",
-                               path);
-        if (e != ECONNREFUSED && e != ENOENT)
-            return xac_err_set(err, XAC_EIO, "cannot probe existing socket %s: %s (errno %d)", path,
-                               strerror(e), e);
-        if (unlink(path) != 0 && errno != ENOENT)
-            return xac_err_set(err, XAC_EIO, "cannot remove stale socket %s: %s (errno %d)", path,
-                               strerror(errno), errno);
-        xac_logi("removed stale socket %s", path);
-    } else if (errno != ENOENT) {
-        return xac_err_set(err, XAC_EIO, "listen.unix %s: %s (errno %d)", path, strerror(errno),
-                           errno);
-    }
-
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return xac_err_set(err, XAC_EIO, "socket(AF_UNIX): %s (errno %d)", strerror(errno), errno);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        return xac_err_set(err, XAC_EIO, "cannot bind Unix socket %s: %s (errno %d)", path,
-                           strerror(e), e);
-    }
-    if (chmod(path, 0660) != 0 || lstat(path, &st) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(path);
-        return xac_err_set(err, XAC_EIO, "cannot set up Unix socket %s: %s (errno %d)", path,
-                           strerror(e), e);
-    }
-    s->ufd = fd;
+    unixsock u;
+    int rc = unixsock_listen(path, "listen.unix", 0660, LISTEN_BACKLOG, &u, err);
+    if (rc != XAC_OK)
+        return rc;
+    s->ufd = u.fd;
     s->unix_owned = true;
-    s->unix_dev = st.st_dev;
-    s->unix_ino = st.st_ino;
+    s->unix_dev = u.dev;
+    s->unix_ino = u.ino;
     return XAC_OK;
 }
 

@@ -325,52 +325,8 @@ static rec_ctx offline_ctx(const session *s)
  * serves both modes. */
 static int list_rows(const session *s, xac_rows *rows, xac_err *err)
 {
-    static const char *const cols[] = {"resource",  "xid",   "gtrid",    "bqual",
-                                       "format_id", "age_s", "decision", "action"};
     rec_ctx ctx = offline_ctx(s);
-    rec_branch *b = NULL;
-    size_t n = 0, down = 0;
-    int rc = rec_list(&ctx, &b, &n, &down, err);
-    if (rc != XAC_OK)
-        return rc;
-    rc = xac_rows_set_cols(rows, 8, cols, err);
-    for (size_t i = 0; i < n && rc == XAC_OK; i++) {
-        const drv_indoubt *d = &b[i].branch;
-        char xid[XAC_XID_TEXT_MAX], fid[16], age[24], action[64];
-        const char *cells[8] = {b[i].resource};
-        size_t lens[8] = {0};
-        if (d->decoded) {
-            xac_xid_format(&d->xid, xid);
-            snprintf(fid, sizeof fid, "%ld", (long)d->xid.format_id);
-            cells[1] = xid;
-            cells[2] = d->xid.gtrid;
-            lens[2] = d->xid.gtrid_len;
-            cells[3] = d->xid.bqual;
-            lens[3] = d->xid.bqual_len;
-            cells[4] = fid;
-        } else {
-            cells[1] = cells[2] = d->raw;
-            lens[2] = strlen(d->raw);
-        }
-        snprintf(age, sizeof age, "%lld", (long long)b[i].age_s);
-        cells[5] = b[i].age_s >= 0 ? age : NULL;
-        cells[6] = rec_decision_key(b[i].decision);
-        rec_branch_action(&b[i], action, sizeof action);
-        cells[7] = action;
-        for (int c = 0; c < 8; c++)
-            if (c != 2 && c != 3)
-                lens[c] = cells[c] != NULL ? strlen(cells[c]) : 0;
-        rc = xac_rows_add(rows, cells, lens, err);
-    }
-    free(b);
-    if (rc == XAC_OK && down > 0) {
-        char act[96];
-        snprintf(act, sizeof act, "not listed: %zu resource(s) unreachable (see the log above)",
-                 down);
-        const char *cells[8] = {"-", "-", NULL, NULL, NULL, NULL, "unreachable", act};
-        rc = xac_rows_add(rows, cells, NULL, err);
-    }
-    return rc;
+    return rec_list_rows(&ctx, "the log above", rows, err);
 }
 
 /* ---------------------------------------------------------------- list */
@@ -642,27 +598,8 @@ static int cmd_resolve(const session *s, bool commit, const char *arg)
 
 /* ------------------------------------------------------------- recover */
 
-typedef struct collect {
-    xac_rows *rows;
-    int rc;
-} collect;
-
-static void on_action(void *arg, const char *resource, const xac_xid *xid, const char *action,
-                      const char *outcome)
-{
-    collect *c = arg;
-    char x[XAC_XID_TEXT_MAX];
-    xac_xid_format(xid, x);
-    const char *cells[4] = {resource, x, action, outcome};
-    xac_err err;
-    xac_err_clear(&err);
-    if (c->rc == XAC_OK)
-        c->rc = xac_rows_add(c->rows, cells, NULL, &err);
-}
-
 static int cmd_recover(const session *s)
 {
-    static const char *const cols[] = {"resource", "xid", "action", "outcome"};
     xac_err err;
     xac_err_clear(&err);
     xac_rows r;
@@ -673,21 +610,8 @@ static int cmd_recover(const session *s)
     if (s->fd >= 0) {
         rc = admin_rows(s->fd, XAC_MSG_ADMIN_RECOVER, &r, &err);
     } else {
-        rc = xac_rows_set_cols(&r, 4, cols, &err);
-        collect c = {.rows = &r, .rc = XAC_OK};
         rec_ctx ctx = offline_ctx(s);
-        ctx.on_action = on_action;
-        ctx.action_arg = &c;
-        if (rc == XAC_OK)
-            rc = rec_pass(&ctx, &rep, &err);
-        if (rc == XAC_OK && c.rc != XAC_OK)
-            rc = xac_err_set(&err, c.rc, "out of memory collecting the actions");
-        if (rc == XAC_OK && rep.resources_down > 0) {
-            char n[64];
-            snprintf(n, sizeof n, "%zu resource(s) unreachable", rep.resources_down);
-            const char *cells[4] = {"-", "-", "skip", rep.down_error[0] ? rep.down_error : n};
-            rc = xac_rows_add(&r, cells, NULL, &err);
-        }
+        rc = rec_pass_rows(&ctx, &r, &rep, &err);
     }
     if (rc != XAC_OK) {
         xac_loge("%s", err.msg);

@@ -202,4 +202,15 @@ typedef struct rec_resolve_req {
 int rec_resolve(const rec_ctx *ctx, const rec_resolve_req *req, char *msg, size_t msglen,
                 xac_err *err);
 
+/* rec_pass, with every action it took as a row of rows (columns resource,
+ * xid, action, outcome; rows must be initialised and empty), plus a row
+ * (-, -, skip, why) when resources were unreachable. ctx's own on_action is
+ * not called. */
+int rec_pass_rows(const rec_ctx *ctx, xac_rows *rows, rec_report *rep, xac_err *err);
+/* rec_list as rows (columns resource, xid, gtrid, bqual, format_id, age_s,
+ * decision, action), plus a row (-, -, NULL, NULL, NULL, NULL, unreachable,
+ * why) when resources could not be listed; where_logged says where their
+ * errors went ("xacd's log"). */
+int rec_list_rows(const rec_ctx *ctx, const char *where_logged, xac_rows *rows, xac_err *err);
+
 #endif
