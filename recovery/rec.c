@@ -468,57 +468,101 @@ static void heuristic(const rec_ctx *ctx, const char *res, const xac_xid *x, int
         ctx->on_heuristic(ctx->heuristic_arg, res, x->gtrid, text);
 }
 
+/* The words of one decision in recovery's log, reports and heuristics. */
+typedef struct outcome_words {
+    bool commit;           /* the decision: commit or roll back */
+    const char *verb;      /* "commit" */
+    const char *log_verb;  /* the verb in the success log line */
+    const char *done;      /* "committed" */
+    const char *why;       /* what the decision rests on */
+    int own_heuristic;     /* the heuristic code that did what was decided */
+    const char *gone;      /* why XAER_NOTA: finished by someone else */
+    const char *own;       /* why own_heuristic */
+    const char *otherwise; /* any other heuristic */
+} outcome_words;
+
+static const outcome_words commit_words = {
+    .commit = true,
+    .verb = "commit",
+    .log_verb = "commit",
+    .done = "committed",
+    .why = "commit (COMMIT record)",
+    .own_heuristic = XA_HEURCOM,
+    .gone = "the branch was listed in doubt and is gone: finished by someone else; check that "
+            "it committed",
+    .own = "the database committed it on its own",
+    .otherwise = "HEURISTIC: the database did not commit it as decided; the transaction is not "
+                 "atomic, check the data by hand"};
+
+static const outcome_words rollback_words = {
+    .verb = "roll back",
+    .log_verb = "roll back (no commit record: presumed abort)",
+    .done = "rolled back",
+    .why = "roll back (no decision)",
+    .own_heuristic = XA_HEURRB,
+    .gone = "the branch was listed in doubt and is gone: finished by someone else; check that "
+            "it rolled back",
+    .own = "the database rolled it back on its own",
+    .otherwise = "HEURISTIC: the database did not roll it back as decided; check the data by hand"};
+
+/* Logs, reports and counts what the commit or rollback of d on res returned
+ * (x, with e); done counts the branches that ended as decided. True when
+ * nothing of the branch is left on res. */
+static bool record_outcome(const rec_ctx *ctx, const char *res, const drv_conn *c,
+                           const drv_indoubt *d, const outcome_words *w, int x, const xac_err *e,
+                           rec_report *r, size_t *done)
+{
+    const char *g = d->xid.gtrid;
+    char text[XAC_ERR_MSG_MAX];
+    char out[XAC_ERR_MSG_MAX];
+    switch (rec_classify(w->commit, x, c->broken)) {
+    case REC_V_DONE:
+        xac_logi("recovery: gtrid %s on resource %s: %s: %s", g, res, w->log_verb, w->done);
+        action(ctx, res, &d->xid, w->verb, w->done);
+        (*done)++;
+        return true;
+    case REC_V_DONE_HEURISTIC:
+        snprintf(text, sizeof text, "gtrid %s on resource %s: %s returned %s: %s%s%.200s", g, res,
+                 w->why, drv_xa_name(x),
+                 x == XAER_NOTA          ? w->gone
+                 : x == w->own_heuristic ? w->own
+                                         : w->otherwise,
+                 e->msg[0] ? "; " : "", e->msg);
+        heuristic(ctx, res, &d->xid, x, text, r);
+        snprintf(out, sizeof out, "heuristic (%s)", drv_xa_name(x));
+        action(ctx, res, &d->xid, w->verb, out);
+        if (x == w->own_heuristic)
+            (*done)++;
+        return true;
+    case REC_V_RETRY:
+        xac_logw("recovery: gtrid %s on resource %s: %s: failed (%s): %s; will retry", g, res,
+                 w->verb, drv_xa_name(x), e->msg);
+        break;
+    case REC_V_FAILED:
+        snprintf(text, sizeof text,
+                 "gtrid %s on resource %s: %s refused (%s): %.200s; recovery keeps trying", g, res,
+                 w->why, drv_xa_name(x), e->msg);
+        heuristic(ctx, res, &d->xid, x, text, r);
+        break;
+    }
+    snprintf(out, sizeof out, "failed (%s): %.400s", drv_xa_name(x), e->msg);
+    action(ctx, res, &d->xid, w->verb, out);
+    r->failed++;
+    return false;
+}
+
 /* Resolves one listed branch; true when nothing of it is left on res. */
 static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
                         rec_decision dec, rec_report *r)
 {
     const char *g = d->xid.gtrid;
-    char text[XAC_ERR_MSG_MAX];
-    char out[XAC_ERR_MSG_MAX];
     xac_err e;
     xac_err_clear(&e);
     if (dec == REC_COMMIT) {
         step(ctx, REC_STEP_BEFORE_COMMIT);
         int x = drv_commit(c, &d->xid, false, &e);
         step(ctx, REC_STEP_AFTER_COMMIT);
-        switch (rec_classify(true, x, c->broken)) {
-        case REC_V_DONE:
-            xac_logi("recovery: gtrid %s on resource %s: commit: committed", g, res);
-            action(ctx, res, &d->xid, "commit", "committed");
-            r->committed++;
-            return true;
-        case REC_V_DONE_HEURISTIC:
-            snprintf(text, sizeof text,
-                     "gtrid %s on resource %s: commit (COMMIT record) returned %s: %s%s%.200s", g,
-                     res, drv_xa_name(x),
-                     x == XAER_NOTA    ? "the branch was listed in doubt and is gone: finished "
-                                         "by someone else; check that it committed"
-                     : x == XA_HEURCOM ? "the database committed it on its own"
-                                       : "HEURISTIC: the database did not commit it as decided; "
-                                         "the transaction is not atomic, check the data by hand",
-                     e.msg[0] ? "; " : "", e.msg);
-            heuristic(ctx, res, &d->xid, x, text, r);
-            snprintf(out, sizeof out, "heuristic (%s)", drv_xa_name(x));
-            action(ctx, res, &d->xid, "commit", out);
-            if (x == XA_HEURCOM)
-                r->committed++;
-            return true;
-        case REC_V_RETRY:
-            xac_logw("recovery: gtrid %s on resource %s: commit: failed (%s): %s; will retry", g,
-                     res, drv_xa_name(x), e.msg);
-            break;
-        case REC_V_FAILED:
-            snprintf(text, sizeof text,
-                     "gtrid %s on resource %s: commit (COMMIT record) refused (%s): %.200s; "
-                     "recovery keeps trying",
-                     g, res, drv_xa_name(x), e.msg);
-            heuristic(ctx, res, &d->xid, x, text, r);
-            break;
-        }
-        snprintf(out, sizeof out, "failed (%s): %.400s", drv_xa_name(x), e.msg);
-        action(ctx, res, &d->xid, "commit", out);
-        r->failed++;
-        return false;
+        return record_outcome(ctx, res, c, d, &commit_words, x, &e, r, &r->committed);
     }
     /* REC_ROLLBACK. Check the journal once more right before acting: a COMMIT
      * record must win whatever happened since the listing, and a journal that
@@ -546,46 +590,7 @@ static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
                  g, res);
         return false;
     }
-    switch (rec_classify(false, x, c->broken)) {
-    case REC_V_DONE:
-        xac_logi("recovery: gtrid %s on resource %s: roll back (no commit record: presumed "
-                 "abort): rolled back",
-                 g, res);
-        action(ctx, res, &d->xid, "roll back", "rolled back");
-        r->rolled_back++;
-        return true;
-    case REC_V_DONE_HEURISTIC:
-        snprintf(text, sizeof text,
-                 "gtrid %s on resource %s: roll back (no decision) returned %s: %s%s%.200s", g, res,
-                 drv_xa_name(x),
-                 x == XAER_NOTA   ? "the branch was listed in doubt and is gone: finished by "
-                                    "someone else; check that it rolled back"
-                 : x == XA_HEURRB ? "the database rolled it back on its own"
-                                  : "HEURISTIC: the database did not roll it back as decided; "
-                                    "check the data by hand",
-                 e.msg[0] ? "; " : "", e.msg);
-        heuristic(ctx, res, &d->xid, x, text, r);
-        snprintf(out, sizeof out, "heuristic (%s)", drv_xa_name(x));
-        action(ctx, res, &d->xid, "roll back", out);
-        if (x == XA_HEURRB)
-            r->rolled_back++;
-        return true;
-    case REC_V_RETRY:
-        xac_logw("recovery: gtrid %s on resource %s: roll back: failed (%s): %s; will retry", g,
-                 res, drv_xa_name(x), e.msg);
-        break;
-    case REC_V_FAILED:
-        snprintf(text, sizeof text,
-                 "gtrid %s on resource %s: roll back (no decision) refused (%s): %.200s; "
-                 "recovery keeps trying",
-                 g, res, drv_xa_name(x), e.msg);
-        heuristic(ctx, res, &d->xid, x, text, r);
-        break;
-    }
-    snprintf(out, sizeof out, "failed (%s): %.400s", drv_xa_name(x), e.msg);
-    action(ctx, res, &d->xid, "roll back", out);
-    r->failed++;
-    return false;
+    return record_outcome(ctx, res, c, d, &rollback_words, x, &e, r, &r->rolled_back);
 }
 
 static void log_held(const rec_ctx *ctx, const char *res, const drv_indoubt *d)

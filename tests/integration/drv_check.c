@@ -81,3 +81,135 @@ long long dt_count_id(drv_conn *c, const char *table, long long id)
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s WHERE id = %lld", table, id);
     return dt_sql_int(c, sql);
 }
+
+void dt_must(int rc, const xac_err *e, const char *what)
+{
+    if (rc != XA_OK)
+        fprintf(stderr, "\n%s: %s (%d): %s\n", what, drv_xa_name(rc), rc, e->msg);
+    CU_ASSERT_FATAL(rc == XA_OK);
+}
+
+static const char *env(const char *k)
+{
+    const char *v = getenv(k);
+    return v != NULL ? v : "";
+}
+
+static void conf_common(drv_conf *conf, const char *name)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->connect_timeout_ms = 3000;
+    conf->io_timeout_ms = 10000;
+    conf->pool_size = 2;
+    snprintf(conf->name, sizeof conf->name, "%s", name);
+}
+
+void dt_conf_mysql(drv_conf *conf, const char *name, const char *db_env)
+{
+    conf_common(conf, name);
+    snprintf(conf->driver, sizeof conf->driver, "mysql");
+    snprintf(conf->host, sizeof conf->host, "%s", env("XAC_TEST_MYSQL_HOST"));
+    conf->port = atoi(env("XAC_TEST_MYSQL_PORT"));
+    snprintf(conf->user, sizeof conf->user, "%s", env("XAC_TEST_MYSQL_USER"));
+    snprintf(conf->password, sizeof conf->password, "%s", env("XAC_TEST_MYSQL_PASSWORD"));
+    snprintf(conf->database, sizeof conf->database, "%s", env(db_env));
+}
+
+void dt_conf_pg(drv_conf *conf, const char *name)
+{
+    conf_common(conf, name);
+    snprintf(conf->driver, sizeof conf->driver, "odbc");
+    snprintf(conf->dialect, sizeof conf->dialect, "postgresql");
+    snprintf(conf->odbc_driver, sizeof conf->odbc_driver, "PostgreSQL Unicode");
+    snprintf(conf->host, sizeof conf->host, "%s", env("XAC_TEST_PG_HOST"));
+    conf->port = atoi(env("XAC_TEST_PG_PORT"));
+    snprintf(conf->user, sizeof conf->user, "%s", env("XAC_TEST_PG_USER"));
+    snprintf(conf->password, sizeof conf->password, "%s", env("XAC_TEST_PG_PASSWORD"));
+    snprintf(conf->database, sizeof conf->database, "%s", env("XAC_TEST_PG_DB"));
+}
+
+drv_conn *dt_conn(const drv_conf *conf)
+{
+    drv_conn *c = NULL;
+    xac_err e;
+    xac_err_clear(&e);
+    dt_must(drv_open(conf, &c, &e), &e, conf->name);
+    return c;
+}
+
+void dt_exec_ok(const drv_conf *conf, const char *q)
+{
+    drv_conn *c = dt_conn(conf);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    xac_err e;
+    xac_err_clear(&e);
+    dt_must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
+    xac_rows_free(&rows);
+    drv_close(c);
+}
+
+bool dt_has_row(const drv_conf *conf, const char *table, int id)
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT v FROM %s WHERE id = %d", table, id);
+    drv_conn *c = dt_conn(conf);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    xac_err e;
+    xac_err_clear(&e);
+    dt_must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
+    bool found = rows.nrows == 1;
+    xac_rows_free(&rows);
+    drv_close(c);
+    return found;
+}
+
+void dt_seed(const drv_conf *conf, const char *table, const xac_xid *x, int id)
+{
+    drv_conn *c = dt_conn(conf);
+    xac_err e;
+    xac_err_clear(&e);
+    char q[128];
+    snprintf(q, sizeof q, "INSERT INTO %s (id, v) VALUES (%d, %d)", table, id, id * 10);
+    xac_rows rows;
+    xac_rows_init(&rows);
+    dt_must(drv_start(c, x, &e), &e, "seed: start");
+    dt_must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, "seed: insert");
+    xac_rows_free(&rows);
+    dt_must(drv_end(c, x, &e), &e, "seed: end");
+    dt_must(drv_prepare(c, x, &e), &e, "seed: prepare");
+    drv_close(c);
+}
+
+bool dt_in_doubt(const drv_conf *conf, const xac_xid *x)
+{
+    drv_conn *c = dt_conn(conf);
+    drv_indoubt *v = NULL;
+    size_t n = 0;
+    xac_err e;
+    xac_err_clear(&e);
+    dt_must(drv_recover(c, &v, &n, &e), &e, "recover");
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].decoded && xac_xid_equal(&v[i].xid, x))
+            found = true;
+    free(v);
+    drv_close(c);
+    return found;
+}
+
+void dt_clean(const drv_conf *conf, const char *node)
+{
+    drv_conn *c = dt_conn(conf);
+    drv_indoubt *v = NULL;
+    size_t n = 0;
+    xac_err e;
+    xac_err_clear(&e);
+    dt_must(drv_recover(c, &v, &n, &e), &e, "clean: recover");
+    for (size_t i = 0; i < n; i++)
+        if (v[i].decoded && (node == NULL || xac_xid_is_ours(&v[i].xid, node)))
+            drv_rollback(c, &v[i].xid, &e);
+    free(v);
+    drv_close(c);
+}

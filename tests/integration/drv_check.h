@@ -21,4 +21,27 @@ int dt_insert_row(drv_conn *c, const char *table, long long id, const char *name
 /* SELECT COUNT(*) FROM table WHERE id = id. */
 long long dt_count_id(drv_conn *c, const char *table, long long id);
 
+/* The recovery tests' helpers: each opens its own connection to conf and
+ * closes it, and any driver failure is fatal to the test (dt_must). */
+/* Asserts rc == XA_OK (fatal), printing what and the driver's message. */
+void dt_must(int rc, const xac_err *e, const char *what);
+/* Fills conf for the fixture's MariaDB (database from env var db_env) or
+ * PostgreSQL (through ODBC), named name; timeouts and pool as the tests use. */
+void dt_conf_mysql(drv_conf *conf, const char *name, const char *db_env);
+void dt_conf_pg(drv_conf *conf, const char *name);
+/* A connection to conf that must open. */
+drv_conn *dt_conn(const drv_conf *conf);
+/* Runs q on a fresh connection; must succeed. */
+void dt_exec_ok(const drv_conf *conf, const char *q);
+/* Whether row id exists in table (columns id, v). */
+bool dt_has_row(const drv_conf *conf, const char *table, int id);
+/* Leaves a prepared branch x that inserted row (id, id * 10) into table, and
+ * disconnects so that any session may finish it. */
+void dt_seed(const drv_conf *conf, const char *table, const xac_xid *x, int id);
+/* Whether x is in conf's in-doubt list. */
+bool dt_in_doubt(const drv_conf *conf, const xac_xid *x);
+/* Rolls back every prepared branch on conf (only node's when node is not
+ * NULL). */
+void dt_clean(const drv_conf *conf, const char *node);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "cu.h"
 #include "drv.h"
+#include "drv_check.h"
 #include "journal.h"
 #include "rec.h"
 
@@ -28,43 +29,12 @@ static uint64_t boot;
 static uint64_t seqno;
 static char jdir[64];
 
-static const char *env(const char *k)
-{
-    const char *v = getenv(k);
-    return v != NULL ? v : "";
-}
-
 static void setup_confs(void)
 {
     have_env = getenv("XAC_TEST_MYSQL_PORT") != NULL && getenv("XAC_TEST_PG_PORT") != NULL;
-    memset(res, 0, sizeof res);
-    for (int i = 0; i < NRES; i++) {
-        res[i].connect_timeout_ms = 3000;
-        res[i].io_timeout_ms = 10000;
-        res[i].pool_size = 2;
-    }
-    for (int i = MY_A; i <= MY_B; i++) {
-        snprintf(res[i].driver, sizeof res[i].driver, "mysql");
-        snprintf(res[i].host, sizeof res[i].host, "%s", env("XAC_TEST_MYSQL_HOST"));
-        res[i].port = atoi(env("XAC_TEST_MYSQL_PORT"));
-        snprintf(res[i].user, sizeof res[i].user, "%s", env("XAC_TEST_MYSQL_USER"));
-        snprintf(res[i].password, sizeof res[i].password, "%s", env("XAC_TEST_MYSQL_PASSWORD"));
-    }
-    snprintf(res[MY_A].name, sizeof res[MY_A].name, "my_a");
-    snprintf(res[MY_A].database, sizeof res[MY_A].database, "%s", env("XAC_TEST_MYSQL_DB"));
-    snprintf(res[MY_B].name, sizeof res[MY_B].name, "my_b");
-    snprintf(res[MY_B].database, sizeof res[MY_B].database, "%s", env("XAC_TEST_MYSQL_DB2"));
-
-    snprintf(res[PG_C].name, sizeof res[PG_C].name, "pg_c");
-    snprintf(res[PG_C].driver, sizeof res[PG_C].driver, "odbc");
-    snprintf(res[PG_C].dialect, sizeof res[PG_C].dialect, "postgresql");
-    snprintf(res[PG_C].odbc_driver, sizeof res[PG_C].odbc_driver, "PostgreSQL Unicode");
-    snprintf(res[PG_C].host, sizeof res[PG_C].host, "%s", env("XAC_TEST_PG_HOST"));
-    res[PG_C].port = atoi(env("XAC_TEST_PG_PORT"));
-    snprintf(res[PG_C].user, sizeof res[PG_C].user, "%s", env("XAC_TEST_PG_USER"));
-    snprintf(res[PG_C].password, sizeof res[PG_C].password, "%s", env("XAC_TEST_PG_PASSWORD"));
-    snprintf(res[PG_C].database, sizeof res[PG_C].database, "%s", env("XAC_TEST_PG_DB"));
-
+    dt_conf_mysql(&res[MY_A], "my_a", "XAC_TEST_MYSQL_DB");
+    dt_conf_mysql(&res[MY_B], "my_b", "XAC_TEST_MYSQL_DB2");
+    dt_conf_pg(&res[PG_C], "pg_c");
     /* A MariaDB that is not there: port 1 on loopback refuses at once. */
     res[DEAD] = res[MY_A];
     snprintf(res[DEAD].name, sizeof res[DEAD].name, "dead");
@@ -73,49 +43,15 @@ static void setup_confs(void)
 
 /* --------------------------------------------------------------- helpers */
 
-static void must(int rc, const xac_err *e, const char *what)
-{
-    if (rc != XA_OK)
-        fprintf(stderr, "\n%s: %s (%d): %s\n", what, drv_xa_name(rc), rc, e->msg);
-    CU_ASSERT_FATAL(rc == XA_OK);
-}
-
-static drv_conn *conn(int r)
-{
-    drv_conn *c = NULL;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_open(&res[r], &c, &e), &e, res[r].name);
-    return c;
-}
-
 static void sql(int r, const char *q)
 {
-    drv_conn *c = conn(r);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
-    xac_rows_free(&rows);
-    drv_close(c);
+    dt_exec_ok(&res[r], q);
 }
 
 /* Whether row id exists in t_rec on resource r. */
 static bool has_row(int r, int id)
 {
-    char q[128];
-    snprintf(q, sizeof q, "SELECT v FROM t_rec WHERE id = %d", id);
-    drv_conn *c = conn(r);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
-    bool found = rows.nrows == 1;
-    xac_rows_free(&rows);
-    drv_close(c);
-    return found;
+    return dt_has_row(&res[r], "t_rec", id);
 }
 
 static void new_gtrid(const char *node, char g[XAC_GTRID_MAX + 1])
@@ -129,19 +65,7 @@ static void new_gtrid(const char *node, char g[XAC_GTRID_MAX + 1])
  * disconnects so that any session may finish it. */
 static void seed(int r, const xac_xid *x, int id)
 {
-    drv_conn *c = conn(r);
-    xac_err e;
-    xac_err_clear(&e);
-    char q[128];
-    snprintf(q, sizeof q, "INSERT INTO t_rec (id, v) VALUES (%d, %d)", id, id * 10);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    must(drv_start(c, x, &e), &e, "seed: start");
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, "seed: insert");
-    xac_rows_free(&rows);
-    must(drv_end(c, x, &e), &e, "seed: end");
-    must(drv_prepare(c, x, &e), &e, "seed: prepare");
-    drv_close(c);
+    dt_seed(&res[r], "t_rec", x, id);
 }
 
 static void seed_ours(int r, const char *gtrid, int id)
@@ -156,19 +80,7 @@ static void seed_ours(int r, const char *gtrid, int id)
 /* Whether the xid is in r's in-doubt list. */
 static bool in_doubt(int r, const xac_xid *x)
 {
-    drv_conn *c = conn(r);
-    drv_indoubt *v = NULL;
-    size_t n = 0;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_recover(c, &v, &n, &e), &e, "recover");
-    bool found = false;
-    for (size_t i = 0; i < n; i++)
-        if (v[i].decoded && xac_xid_equal(&v[i].xid, x))
-            found = true;
-    free(v);
-    drv_close(c);
-    return found;
+    return dt_in_doubt(&res[r], x);
 }
 
 static bool in_doubt_ours(int r, const char *gtrid)
@@ -183,17 +95,7 @@ static bool in_doubt_ours(int r, const char *gtrid)
 /* Rolls back every prepared branch on r: a clean slate for exact counts. */
 static void clean(int r)
 {
-    drv_conn *c = conn(r);
-    drv_indoubt *v = NULL;
-    size_t n = 0;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_recover(c, &v, &n, &e), &e, "clean: recover");
-    for (size_t i = 0; i < n; i++)
-        if (v[i].decoded)
-            drv_rollback(c, &v[i].xid, &e);
-    free(v);
-    drv_close(c);
+    dt_clean(&res[r], NULL);
 }
 
 static void make_txn(journal_txn *t, const char *gtrid, const int *rs, int nr)

@@ -15,6 +15,7 @@
 
 #include "cu.h"
 #include "drv.h"
+#include "drv_check.h"
 #include "journal.h"
 #include "rec.h"
 
@@ -28,39 +29,11 @@ static uint64_t boot;
 static uint64_t seqno;
 static char jdir[64];
 
-static const char *env(const char *k)
-{
-    const char *v = getenv(k);
-    return v != NULL ? v : "";
-}
-
 static void setup_confs(void)
 {
     have_env = getenv("XAC_TEST_MYSQL_PORT") != NULL && getenv("XAC_TEST_PG_PORT") != NULL;
-    memset(res, 0, sizeof res);
-    for (int i = 0; i < NRES; i++) {
-        res[i].connect_timeout_ms = 3000;
-        res[i].io_timeout_ms = 10000;
-        res[i].pool_size = 2;
-    }
-    snprintf(res[MY_A].name, sizeof res[MY_A].name, "my_a");
-    snprintf(res[MY_A].driver, sizeof res[MY_A].driver, "mysql");
-    snprintf(res[MY_A].host, sizeof res[MY_A].host, "%s", env("XAC_TEST_MYSQL_HOST"));
-    res[MY_A].port = atoi(env("XAC_TEST_MYSQL_PORT"));
-    snprintf(res[MY_A].user, sizeof res[MY_A].user, "%s", env("XAC_TEST_MYSQL_USER"));
-    snprintf(res[MY_A].password, sizeof res[MY_A].password, "%s", env("XAC_TEST_MYSQL_PASSWORD"));
-    snprintf(res[MY_A].database, sizeof res[MY_A].database, "%s", env("XAC_TEST_MYSQL_DB"));
-
-    snprintf(res[PG_C].name, sizeof res[PG_C].name, "pg_c");
-    snprintf(res[PG_C].driver, sizeof res[PG_C].driver, "odbc");
-    snprintf(res[PG_C].dialect, sizeof res[PG_C].dialect, "postgresql");
-    snprintf(res[PG_C].odbc_driver, sizeof res[PG_C].odbc_driver, "PostgreSQL Unicode");
-    snprintf(res[PG_C].host, sizeof res[PG_C].host, "%s", env("XAC_TEST_PG_HOST"));
-    res[PG_C].port = atoi(env("XAC_TEST_PG_PORT"));
-    snprintf(res[PG_C].user, sizeof res[PG_C].user, "%s", env("XAC_TEST_PG_USER"));
-    snprintf(res[PG_C].password, sizeof res[PG_C].password, "%s", env("XAC_TEST_PG_PASSWORD"));
-    snprintf(res[PG_C].database, sizeof res[PG_C].database, "%s", env("XAC_TEST_PG_DB"));
-
+    dt_conf_mysql(&res[MY_A], "my_a", "XAC_TEST_MYSQL_DB");
+    dt_conf_pg(&res[PG_C], "pg_c");
     res[DEAD] = res[MY_A];
     snprintf(res[DEAD].name, sizeof res[DEAD].name, "dead");
     res[DEAD].port = 1;
@@ -68,48 +41,14 @@ static void setup_confs(void)
 
 /* --------------------------------------------------------------- helpers */
 
-static void must(int rc, const xac_err *e, const char *what)
-{
-    if (rc != XA_OK)
-        fprintf(stderr, "\n%s: %s (%d): %s\n", what, drv_xa_name(rc), rc, e->msg);
-    CU_ASSERT_FATAL(rc == XA_OK);
-}
-
-static drv_conn *conn(int r)
-{
-    drv_conn *c = NULL;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_open(&res[r], &c, &e), &e, res[r].name);
-    return c;
-}
-
 static void sql(int r, const char *q)
 {
-    drv_conn *c = conn(r);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
-    xac_rows_free(&rows);
-    drv_close(c);
+    dt_exec_ok(&res[r], q);
 }
 
 static bool has_row(int r, int id)
 {
-    char q[128];
-    snprintf(q, sizeof q, "SELECT v FROM t_recl WHERE id = %d", id);
-    drv_conn *c = conn(r);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, q);
-    bool found = rows.nrows == 1;
-    xac_rows_free(&rows);
-    drv_close(c);
-    return found;
+    return dt_has_row(&res[r], "t_recl", id);
 }
 
 /* A gtrid of this node from boot b. */
@@ -133,53 +72,19 @@ static xac_xid xid_on(int r, const char *gtrid)
 static void seed(int r, const char *gtrid, int id)
 {
     xac_xid x = xid_on(r, gtrid);
-    drv_conn *c = conn(r);
-    xac_err e;
-    xac_err_clear(&e);
-    char q[128];
-    snprintf(q, sizeof q, "INSERT INTO t_recl (id, v) VALUES (%d, %d)", id, id * 10);
-    xac_rows rows;
-    xac_rows_init(&rows);
-    must(drv_start(c, &x, &e), &e, "seed: start");
-    must(drv_exec(c, q, strlen(q), NULL, 0, &rows, &e), &e, "seed: insert");
-    xac_rows_free(&rows);
-    must(drv_end(c, &x, &e), &e, "seed: end");
-    must(drv_prepare(c, &x, &e), &e, "seed: prepare");
-    drv_close(c);
+    dt_seed(&res[r], "t_recl", &x, id);
 }
 
 static bool in_doubt(int r, const char *gtrid)
 {
     xac_xid x = xid_on(r, gtrid);
-    drv_conn *c = conn(r);
-    drv_indoubt *v = NULL;
-    size_t n = 0;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_recover(c, &v, &n, &e), &e, "recover");
-    bool found = false;
-    for (size_t i = 0; i < n; i++)
-        if (v[i].decoded && xac_xid_equal(&v[i].xid, &x))
-            found = true;
-    free(v);
-    drv_close(c);
-    return found;
+    return dt_in_doubt(&res[r], &x);
 }
 
 /* Rolls back every prepared branch of this node on r. */
 static void clean(int r)
 {
-    drv_conn *c = conn(r);
-    drv_indoubt *v = NULL;
-    size_t n = 0;
-    xac_err e;
-    xac_err_clear(&e);
-    must(drv_recover(c, &v, &n, &e), &e, "clean: recover");
-    for (size_t i = 0; i < n; i++)
-        if (v[i].decoded && xac_xid_is_ours(&v[i].xid, NODE))
-            drv_rollback(c, &v[i].xid, &e);
-    free(v);
-    drv_close(c);
+    dt_clean(&res[r], NODE);
 }
 
 static void record_commit(journal *j, const char *gtrid, const int *rs, int nr)
@@ -339,8 +244,9 @@ static void test_grace(void)
     CU_ASSERT_TRUE(in_doubt(PG_C, g_pg));
 
     /* A shorter grace period, passed: both go. MariaDB's age counts from
-     * the first listing above, PostgreSQL's from its PREPARE. */
-    sleep(2);
+     * the first listing above, PostgreSQL's from its PREPARE. The ages are
+     * in whole seconds (prepared_at has no more), so 3 s make 2 at least. */
+    sleep(3);
     ctx.grace_ms = 1500;
     CU_ASSERT_FATAL(find_listed(&ctx, g_my, &b));
     CU_ASSERT(b.age_s >= 1);
@@ -439,6 +345,17 @@ typedef struct hook {
     int nheur;
 } hook;
 
+/* Arms h to commit gtrid's branch on r by hand at step at, with the steps
+ * recorded from now on. */
+static void commit_by_hand_at(hook *h, const char *at, int r, const char *gtrid)
+{
+    h->nsteps = 0;
+    h->sabotage = at;
+    h->res = r;
+    h->gtrid = gtrid;
+    h->commit = true;
+}
+
 /* finished_here for the heuristic test: "this process finished gtrid". */
 static const char *finished_gtrid;
 static bool finished_fn(void *arg, const char *gtrid)
@@ -454,11 +371,11 @@ static void step_fn(void *arg, const char *name)
         snprintf(h->steps[h->nsteps++], sizeof h->steps[0], "%s", name);
     if (h->sabotage != NULL && strcmp(name, h->sabotage) == 0) {
         xac_xid x = xid_on(h->res, h->gtrid);
-        drv_conn *c = conn(h->res);
+        drv_conn *c = dt_conn(&res[h->res]);
         xac_err e;
         xac_err_clear(&e);
         int rc = h->commit ? drv_commit(c, &x, false, &e) : drv_rollback(c, &x, &e);
-        must(rc, &e, "finishing the branch by hand");
+        dt_must(rc, &e, "finishing the branch by hand");
         drv_close(c);
         h->sabotage = NULL;
     }
@@ -517,11 +434,7 @@ static void test_heuristic_and_steps(void)
      * transaction ends (nothing is left of it). */
     seed(MY_A, gc, 21);
     record_commit(j, gc, my, 1);
-    h.nsteps = 0;
-    h.sabotage = REC_STEP_BEFORE_COMMIT;
-    h.res = MY_A;
-    h.gtrid = gc;
-    h.commit = true;
+    commit_by_hand_at(&h, REC_STEP_BEFORE_COMMIT, MY_A, gc);
     r = pass_on(&ctx, MY_A);
     CU_ASSERT_EQUAL(r.heuristics, 1);
     CU_ASSERT_EQUAL(r.committed, 0);
@@ -535,11 +448,7 @@ static void test_heuristic_and_steps(void)
     /* Committed by hand where recovery was about to roll back (no record):
      * the rollback finds nothing, reported too. On PostgreSQL this time. */
     seed(PG_C, gr, 22);
-    h.nsteps = 0;
-    h.sabotage = REC_STEP_BEFORE_ROLLBACK;
-    h.res = PG_C;
-    h.gtrid = gr;
-    h.commit = true;
+    commit_by_hand_at(&h, REC_STEP_BEFORE_ROLLBACK, PG_C, gr);
     r = pass_on(&ctx, PG_C);
     CU_ASSERT_EQUAL(r.heuristics, 1);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
@@ -559,11 +468,7 @@ static void test_heuristic_and_steps(void)
     seed(PG_C, gf, 23);
     finished_gtrid = gf;
     ctx.finished_here = finished_fn;
-    h.nsteps = 0;
-    h.sabotage = REC_STEP_BEFORE_ROLLBACK;
-    h.res = PG_C;
-    h.gtrid = gf;
-    h.commit = true;
+    commit_by_hand_at(&h, REC_STEP_BEFORE_ROLLBACK, PG_C, gf);
     r = pass_on(&ctx, PG_C);
     CU_ASSERT_EQUAL(r.heuristics, 0);
     CU_ASSERT_EQUAL(r.rolled_back, 0);
