@@ -206,7 +206,6 @@ int journal_open_opts(const char *dir, const journal_opts *opts, journal **out, 
     j->seg_fd = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->work_cv, NULL);
-    j->fill_seq = 1;
     if (jtab_init(&j->tab) != 0)
         rc = xac_err_set(err, XAC_ENOMEM, "out of memory opening journal %s", dir);
     struct stat sb;

@@ -180,7 +180,6 @@ struct journal {
     jbatch out;   /* the batch being written (writer only) */
     jwait **wvec; /* the waiters of out in order, to build the wake tree */
     size_t wcap;
-    uint64_t fill_seq; /* number of the batch being filled */
     bool closing;
     bool failed;
     char fail_msg[XAC_ERR_MSG_MAX];
@@ -189,11 +188,9 @@ struct journal {
     journal_stats st;
 };
 
-void jw_step(journal *j, const char *name);
 /* Sleeps until w's batch is published, then wakes the next waiter. Called
  * without the mutex. */
 void jw_wait(jwait *w);
-int jw_fault(journal *j, journal_io op);
 /* Starts and stops the writer thread. Stop writes what is pending. */
 int jw_start(journal *j, xac_err *err);
 void jw_stop(journal *j);

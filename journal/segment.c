@@ -296,8 +296,9 @@ static int zero_from(reader *r, uint64_t off)
     return 1;
 }
 
-/* Whether a whole valid record starts anywhere in [from, end of file). Only
- * called when the tail is shorter than one record, so it scans little. */
+/* Whether a whole valid record starts in [from, from + one longest record).
+ * Its callers have seen only zeros beyond that window, so no record can start
+ * later, and the scan stays short. */
 static bool valid_record_after(reader *r, uint64_t from)
 {
     const uint8_t *p;

@@ -23,13 +23,13 @@
 
 #include "journal_int.h"
 
-void jw_step(journal *j, const char *name)
+static void jw_step(journal *j, const char *name)
 {
     if (j->o.step != NULL)
         j->o.step(j->o.hook_ctx, name);
 }
 
-int jw_fault(journal *j, journal_io op)
+static int jw_fault(journal *j, journal_io op)
 {
     return j->o.io_fault != NULL ? j->o.io_fault(j->o.hook_ctx, op) : 0;
 }
@@ -401,7 +401,6 @@ static void *writer_main(void *arg)
         j->out = j->fill;
         j->fill = t;
         batch_reset(&j->fill);
-        j->fill_seq++;
         /* Segments older than the one before the active one get their live
          * commits carried forward at the next rotation. */
         uint64_t carry_below = j->segno;
