@@ -63,7 +63,8 @@ enum br_state {
     BR_PREPARED, /* voted yes */
     BR_RDONLY,   /* voted read-only: finished */
     BR_DONE,     /* committed or rolled back */
-    BR_LEFT      /* could not be finished: recovery will */
+    BR_LEFT,     /* could not be finished: recovery will */
+    BR_LAST      /* a last resource's local transaction, kept out of phase one */
 };
 
 typedef struct branch {
@@ -138,6 +139,7 @@ struct engine {
     bool recov_stop;
     rec_state *rstate;
     atomic_bool hold_undecided; /* the journal was salvaged: see rec_ctx */
+    bool has_last_resource;     /* a resource of the config is a last resource */
 
     /* Facts for status (engine_get_health). */
     atomic_uint_fast64_t n_committed, n_rolled_back;
@@ -154,8 +156,14 @@ typedef struct recov_res {
     size_t ri;
     pthread_t th;
     bool started;
-    bool needed;                   /* under qmu: a pass is asked for */
-    unsigned backoff_ms;           /* the thread's own */
+    bool needed;         /* under qmu: a pass is asked for */
+    unsigned backoff_ms; /* the thread's own */
+    /* A last resource's markers of ended transactions, removed in batches
+     * by the thread (under qmu); sweep asks for that without a pass. */
+    char (*ended)[XAC_GTRID_MAX + 1];
+    size_t nended, ended_cap;
+    bool sweep;
+    bool adopted;                  /* the start-up adoption of orphan markers is done */
     engine_resource_health health; /* under hmu */
     size_t indoubt;                /* under hmu: listed by the last pass */
 } recov_res;
@@ -422,6 +430,41 @@ static void need_recovery(engine *e)
     pthread_mutex_unlock(&e->qmu);
 }
 
+/* Markers are removed in batches of this many, or at the next pass. */
+#define MARKER_BATCH 100
+
+/* Queues the removal of gtrid's commit marker on last resource ri (-1: on
+ * every last resource, when which one is not known). */
+static void marker_ended(engine *e, int ri, const char *gtrid)
+{
+    if (!e->recov_started)
+        return;
+    pthread_mutex_lock(&e->qmu);
+    for (size_t i = 0; i < e->nrr; i++) {
+        recov_res *rr = &e->rr[i];
+        if (!e->cfg->resources[i].last_resource || (ri >= 0 && (size_t)ri != i))
+            continue;
+        if (rr->nended == rr->ended_cap) {
+            size_t cap = rr->ended_cap ? rr->ended_cap * 2 : MARKER_BATCH;
+            void *p = realloc(rr->ended, cap * sizeof *rr->ended);
+            if (p == NULL) {
+                /* Left in the table: the start-up sweep of a later run
+                 * adopts and then removes it. */
+                xac_logw("engine: out of memory queueing the removal of the marker of %s", gtrid);
+                continue;
+            }
+            rr->ended = p;
+            rr->ended_cap = cap;
+        }
+        snprintf(rr->ended[rr->nended++], XAC_GTRID_MAX + 1, "%s", gtrid);
+        if (rr->nended >= MARKER_BATCH) {
+            rr->sweep = true;
+            pthread_cond_broadcast(&e->qcv);
+        }
+    }
+    pthread_mutex_unlock(&e->qmu);
+}
+
 /* ------------------------------------------------------ branch steps */
 
 /* Hands a branch's connection back: to the pool when its branch is finished,
@@ -449,7 +492,7 @@ static void branch_rollback(engine *e, const char *gtrid, branch *b)
     if (b->state == BR_DONE || b->state == BR_RDONLY)
         return;
     if (b->conn != NULL && !b->conn->broken) {
-        if (b->state == BR_ACTIVE) {
+        if (b->state == BR_ACTIVE || b->state == BR_LAST) {
             rc = drv_end(b->conn, &b->xid, &err);
             if (rc == XA_OK || XA_IS_RB(rc))
                 b->state = BR_ENDED;
@@ -724,7 +767,10 @@ static bool finished_cb(void *arg, const char *gtrid)
 
 static void ended_cb(void *arg, const char *gtrid)
 {
-    engine_recovered(arg, gtrid);
+    engine *e = arg;
+    engine_recovered(e, gtrid);
+    if (e->has_last_resource)
+        marker_ended(e, -1, gtrid);
 }
 
 static void heuristic_cb(void *arg, const char *resource, const char *gtrid, const char *text)
@@ -806,11 +852,66 @@ static void recov_run(engine *e, recov_res *rr, rec_report *r)
     pthread_mutex_unlock(&e->hmu);
 }
 
+/* Marker housekeeping on a last resource (qmu held on entry and exit): the
+ * queued markers of ended transactions are removed, and the first time the
+ * resource answers, orphan markers are adopted into the journal
+ * (rec_marker_sweep). A failed sweep puts its batch back for the next one. */
+static void recov_sweep_locked(engine *e, recov_res *rr)
+{
+    rr->sweep = false;
+    if (!e->cfg->resources[rr->ri].last_resource)
+        return;
+    char(*batch)[XAC_GTRID_MAX + 1] = rr->ended;
+    size_t n = rr->nended;
+    rr->ended = NULL;
+    rr->nended = rr->ended_cap = 0;
+    bool adopt = !rr->adopted;
+    pthread_mutex_unlock(&e->qmu);
+
+    if (n > 0)
+        fault_point(FAULT_LRC_BEFORE_FORGET);
+    rec_ctx ctx;
+    engine_rec_ctx(e, &ctx);
+    xac_err err;
+    xac_err_clear(&err);
+    size_t adopted = 0;
+    int rc = rec_marker_sweep(&ctx, rr->ri, (const char(*)[XAC_GTRID_MAX + 1]) batch, n, adopt,
+                              &adopted, &err);
+    if (rc != XAC_OK)
+        xac_logw("engine: %s; retried at the next pass", err.msg);
+    else if (n > 0)
+        xac_logd("engine: removed %zu commit marker(s) of ended transactions from %s", n,
+                 e->cfg->resources[rr->ri].name);
+    if (adopted > 0)
+        need_recovery(e);
+
+    pthread_mutex_lock(&e->qmu);
+    if (rc == XAC_OK) {
+        rr->adopted = true;
+        free(batch);
+        return;
+    }
+    /* Put the batch back in front of what was queued meanwhile. */
+    if (n > 0) {
+        void *p = realloc(batch, (n + rr->nended) * sizeof *batch);
+        if (p != NULL) {
+            batch = p;
+            memcpy(batch + n, rr->ended, rr->nended * sizeof *batch);
+            free(rr->ended);
+            rr->ended = batch;
+            rr->nended += n;
+            rr->ended_cap = rr->nended;
+            return;
+        }
+    }
+    free(batch);
+}
+
 /* Sleeps on qcv (qmu held) until deadline (monotonic us), a demand for a pass
  * on rr, or stop; false when asked to stop. */
 static bool recov_sleep_locked(engine *e, recov_res *rr, uint64_t deadline_us)
 {
-    while (!e->recov_stop && !rr->needed) {
+    while (!e->recov_stop && !rr->needed && !rr->sweep) {
         uint64_t now = xac_now_mono_us();
         if (now >= deadline_us)
             break;
@@ -843,6 +944,10 @@ static void *recov_main(void *arg)
     for (;;) {
         if (!recov_sleep_locked(e, rr, next))
             break;
+        if (rr->sweep && !rr->needed && xac_now_mono_us() < next) {
+            recov_sweep_locked(e, rr); /* a full batch: no pass needed */
+            continue;
+        }
         if (rr->needed && next != 0) {
             /* Let a burst of failures settle into one pass. */
             uint64_t settle = xac_now_mono_us() + RECOVERY_SETTLE_MS * 1000u;
@@ -856,6 +961,9 @@ static void *recov_main(void *arg)
         rec_report r;
         memset(&r, 0, sizeof r);
         recov_run(e, rr, &r);
+        pthread_mutex_lock(&e->qmu);
+        recov_sweep_locked(e, rr);
+        pthread_mutex_unlock(&e->qmu);
         unsigned wait_ms = cfg->recovery_interval_ms;
         if (r.resources_down > 0 || r.failed > 0) {
             rr->backoff_ms = rr->backoff_ms == 0 ? cfg->recovery_retry_min_ms
@@ -926,6 +1034,8 @@ static void recov_stop_all(engine *e)
                 pthread_join(e->rr[i].th, NULL);
     }
     e->recov_started = false;
+    for (size_t i = 0; i < e->nrr; i++)
+        free(e->rr[i].ended);
     free(e->rr);
     e->rr = NULL;
     e->nrr = 0;
@@ -944,6 +1054,8 @@ int engine_create(const xacd_config *cfg, journal *j, engine **out, xac_err *err
     if (e == NULL)
         return xac_err_set(err, XAC_ENOMEM, "engine: out of memory");
     e->cfg = cfg;
+    for (size_t i = 0; i < cfg->nresources; i++)
+        e->has_last_resource |= cfg->resources[i].last_resource;
     e->j = j;
     e->boot_us = xac_now_wall_us();
     atomic_init(&e->seq, 0);
@@ -1142,6 +1254,21 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
             b = &t->br[i];
     xac_err derr;
     xac_err_clear(&derr);
+    if (b == NULL && e->cfg->resources[ridx].last_resource) {
+        for (size_t i = 0; i < t->nbr; i++) {
+            const char *other = e->cfg->resources[t->br[i].ridx].name;
+            if (!e->cfg->resources[t->br[i].ridx].last_resource)
+                continue;
+            xac_err_setr(&derr, XAC_ELIMIT, resource,
+                         "resource %s is a last resource (driver %s, committed without a "
+                         "prepare) and this transaction already uses last resource %s: a "
+                         "transaction may include at most one, because only one resource can "
+                         "commit without voting first",
+                         resource, e->cfg->resources[ridx].driver, other);
+            rc = fail_rollback_only(t, &derr, err);
+            goto out;
+        }
+    }
     if (b == NULL) {
         if (t->nbr >= JOURNAL_MAX_BRANCHES) {
             xac_err_setr(&derr, XAC_ELIMIT, resource, "a transaction may use at most %d resources",
@@ -1204,9 +1331,8 @@ out:
 }
 
 /* One branch: XA END and a one-phase commit, no journal record. */
-static int commit_one_phase(engine *e, txn *t, xac_err *err)
+static int commit_one_phase(engine *e, txn *t, branch *b, xac_err *err)
 {
-    branch *b = &t->br[0];
     const char *res = rname(e, b);
     xac_err derr;
     xac_err_clear(&derr);
@@ -1316,7 +1442,10 @@ static int leave_in_doubt(engine *e, txn *t, const xac_err *jerr, xac_err *err)
                        t->gtrid, jerr->msg);
 }
 
-static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
+/* Phase one over every branch but a last resource's (BR_LAST). XAC_OK when
+ * every branch voted yes or read-only; otherwise every branch, the last
+ * resource's too, is rolled back and err says why. */
+static int phase_one(engine *e, txn *t, xac_err *err)
 {
     atomic_store(&t->state, XAC_STATE_PREPARING);
     atomic_int votes;
@@ -1325,7 +1454,7 @@ static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
 
     for (size_t i = 0; i < t->nbr; i++) {
         branch *b = &t->br[i];
-        if (b->rc == XA_OK || b->rc == XA_RDONLY)
+        if (b->state == BR_LAST || b->rc == XA_OK || b->rc == XA_RDONLY)
             continue;
         const char *res = rname(e, b);
         xac_logw("engine: gtrid %s: %s; rolling back every branch", t->gtrid, b->err.msg);
@@ -1334,15 +1463,68 @@ static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
         return abort_all(e, t, res, msg, err);
     }
     fault_point(FAULT_AFTER_PREPARE_ALL);
+    return XAC_OK;
+}
 
-    journal_txn jt;
-    memset(&jt, 0, sizeof jt);
-    snprintf(jt.gtrid, sizeof jt.gtrid, "%s", t->gtrid);
+/* The COMMIT record: t's prepared branches, and its last resource when it
+ * has one (so that the marker is removed once the transaction ends). */
+static void make_record(engine *e, txn *t, const branch *last, journal_txn *jt)
+{
+    memset(jt, 0, sizeof *jt);
+    snprintf(jt->gtrid, sizeof jt->gtrid, "%s", t->gtrid);
     for (size_t i = 0; i < t->nbr; i++)
         if (t->br[i].state == BR_PREPARED)
-            snprintf(jt.resources[jt.nbranches++], sizeof jt.resources[0], "%s",
+            snprintf(jt->resources[jt->nbranches++], sizeof jt->resources[0], "%s",
                      rname(e, &t->br[i]));
-    jt.decided_us = xac_now_wall_us();
+    if (last != NULL && jt->nbranches > 0)
+        snprintf(jt->resources[jt->nbranches++], sizeof jt->resources[0], "%s", rname(e, last));
+    jt->decided_us = xac_now_wall_us();
+}
+
+/* Phase two, from a durable decision. recorded: the journal holds the COMMIT
+ * record, so an END record follows (deferred to the caller when defer_end is
+ * given); without one, a last resource's marker is the only record, and it is
+ * queued for removal once every branch is done. */
+static int phase_two(engine *e, txn *t, const branch *last, bool recorded, char *defer_end)
+{
+    atomic_store(&t->state, XAC_STATE_COMMITTING);
+    fault_point(FAULT_AFTER_DECISION);
+
+    atomic_int commits;
+    atomic_init(&commits, 0);
+    fan_out(e, t, job_commit, 1u << BR_PREPARED, &commits);
+    fault_point(FAULT_AFTER_COMMIT_ALL);
+
+    size_t left = 0;
+    for (size_t i = 0; i < t->nbr; i++) {
+        if (t->br[i].state == BR_LEFT)
+            left++;
+        branch_release(e, &t->br[i]);
+    }
+    if (left == 0 && recorded) {
+        if (defer_end != NULL)
+            snprintf(defer_end, XAC_GTRID_MAX + 1, "%s", t->gtrid);
+        else
+            engine_end(e, t->gtrid);
+        xac_logd("engine: gtrid %s committed on %zu branch(es)", t->gtrid, t->nbr);
+    } else if (left == 0) {
+        marker_ended(e, last->ridx, t->gtrid);
+    } else {
+        xac_logw("engine: gtrid %s committed; %zu branch(es) left for recovery", t->gtrid, left);
+    }
+    txn_finish(e, t, XAC_STATE_COMMITTED);
+    if (left > 0)
+        need_recovery(e);
+    return XAC_OK;
+}
+
+static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
+{
+    int rc = phase_one(e, t, err);
+    if (rc != XAC_OK)
+        return rc;
+    journal_txn jt;
+    make_record(e, t, NULL, &jt);
     if (jt.nbranches == 0) {
         /* Every branch was read-only: nothing to decide. */
         for (size_t i = 0; i < t->nbr; i++)
@@ -1356,8 +1538,8 @@ static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
     xac_err jerr;
     xac_err_clear(&jerr);
     bool in_doubt = false;
-    int rc = e->j != NULL ? journal_commit(e->j, &jt, &in_doubt, &jerr)
-                          : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
+    rc = e->j != NULL ? journal_commit(e->j, &jt, &in_doubt, &jerr)
+                      : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
     if (rc != XAC_OK && in_doubt)
         return leave_in_doubt(e, t, &jerr, err);
     if (rc != XAC_OK) {
@@ -1378,44 +1560,160 @@ static int commit_two_phase(engine *e, txn *t, char *defer_end, xac_err *err)
         return abort_all(e, t, "", msg, err);
     }
     /* The commit point: from here on the only way is forward. */
-    atomic_store(&t->state, XAC_STATE_COMMITTING);
     xac_logd("engine: gtrid %s: commit decided (%u branch(es))", t->gtrid, jt.nbranches);
-    fault_point(FAULT_AFTER_DECISION);
+    return phase_two(e, t, NULL, true, defer_end);
+}
 
-    atomic_int commits;
-    atomic_init(&commits, 0);
-    fan_out(e, t, job_commit, 1u << BR_PREPARED, &commits);
-    fault_point(FAULT_AFTER_COMMIT_ALL);
+/* The transaction's last resource, if it has one. */
+static branch *last_branch(engine *e, txn *t)
+{
+    for (size_t i = 0; i < t->nbr; i++)
+        if (e->cfg->resources[t->br[i].ridx].last_resource)
+            return &t->br[i];
+    return NULL;
+}
 
-    size_t left = 0;
+/* The link to the last resource died during its commit: the marker says how
+ * it ended. The lookup fences the gtrid, so "no marker" is final. XAC_OK and
+ * *committed, or an error when the resource cannot be asked. */
+static int ask_marker(engine *e, branch *lb, const char *gtrid, bool *committed, xac_err *err)
+{
+    drv_conn *c = NULL;
+    drv_marker m = DRV_MARKER_NONE;
+    int x = drv_open(&e->cfg->resources[lb->ridx], &c, err);
+    if (x == XA_OK) {
+        x = drv_lrc_marker(c, gtrid, true, &m, err);
+        drv_close(c);
+    }
+    if (x != XA_OK)
+        return XAC_ERMFAIL;
+    *committed = m == DRV_MARKER_COMMITTED;
+    return XAC_OK;
+}
+
+/* Neither the last resource's outcome nor so the transaction's is known: the
+ * prepared branches stay prepared, and recovery settles them from the marker
+ * (it fences the gtrid before any rollback). */
+static int leave_to_marker(engine *e, txn *t, branch *lb, const xac_err *why, xac_err *err)
+{
+    const char *res = rname(e, lb);
     for (size_t i = 0; i < t->nbr; i++) {
-        if (t->br[i].state == BR_LEFT)
-            left++;
+        if (t->br[i].state == BR_PREPARED)
+            t->br[i].state = BR_LEFT;
         branch_release(e, &t->br[i]);
     }
-    if (left == 0) {
-        if (defer_end != NULL)
-            snprintf(defer_end, XAC_GTRID_MAX + 1, "%s", t->gtrid);
-        else
-            engine_end(e, t->gtrid);
-        xac_logd("engine: gtrid %s committed on %zu branch(es)", t->gtrid, t->nbr);
-    } else {
-        xac_logw("engine: gtrid %s committed; %zu branch(es) left for recovery", t->gtrid, left);
+    pthread_mutex_lock(&e->tmu);
+    table_remove_locked(e, t);
+    pthread_mutex_unlock(&e->tmu);
+    need_recovery(e);
+    xac_loge("engine: gtrid %s: OUTCOME UNKNOWN: the connection to last resource %s was lost "
+             "during its commit and its commit marker cannot be read (%s); recovery settles it "
+             "from the marker",
+             t->gtrid, res, why->msg);
+    return xac_err_setr(err, XAC_ERMFAIL, res,
+                        "outcome unknown: the connection to last resource %s was lost during its "
+                        "commit, and its commit marker cannot be read yet; xacd's recovery "
+                        "settles the transaction from the marker once %s answers: ask STATUS for "
+                        "%s later. Cause: %s",
+                        res, res, t->gtrid, why->msg);
+}
+
+/* A transaction with a last resource (docs/sqlserver.md): phase one on the XA
+ * branches; then the last resource commits its local transaction together
+ * with a commit marker for the gtrid. That commit is the decision. The COMMIT
+ * record follows, for recovery and the END; phase two as usual. */
+static int commit_last_resource(engine *e, txn *t, branch *lb, char *defer_end, xac_err *err)
+{
+    const char *res = rname(e, lb);
+    lb->state = BR_LAST;
+    int rc = phase_one(e, t, err);
+    if (rc != XAC_OK)
+        return rc;
+    size_t prepared = 0;
+    for (size_t i = 0; i < t->nbr; i++)
+        if (t->br[i].state == BR_PREPARED)
+            prepared++;
+    if (prepared == 0) {
+        /* Every XA branch was read-only: the last resource alone decides. */
+        for (size_t i = 0; i < t->nbr; i++)
+            if (&t->br[i] != lb)
+                branch_release(e, &t->br[i]);
+        lb->state = BR_ACTIVE;
+        return commit_one_phase(e, t, lb, err);
     }
-    txn_finish(e, t, XAC_STATE_COMMITTED);
-    if (left > 0)
-        need_recovery(e);
-    return XAC_OK;
+
+    fault_point(FAULT_LRC_BEFORE_COMMIT);
+    xac_err derr;
+    xac_err_clear(&derr);
+    int x = drv_lrc_commit(lb->conn, t->gtrid, &derr);
+    bool committed = x == XA_OK;
+    if (x != XA_OK && (x == XAER_RMFAIL || lb->conn->broken)) {
+        lb->state = BR_DONE; /* its session is gone: nothing left on it */
+        branch_release(e, lb);
+        xac_err merr;
+        xac_err_clear(&merr);
+        if (ask_marker(e, lb, t->gtrid, &committed, &merr) != XAC_OK)
+            return leave_to_marker(e, t, lb, &merr, err);
+        xac_logw("engine: gtrid %s: connection to %s lost during its commit (%s); its marker "
+                 "says it %s",
+                 t->gtrid, res, derr.msg, committed ? "committed" : "did not commit (now fenced)");
+        if (!committed) {
+            char msg[XAC_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "%.200s did not commit: its connection was lost during the commit (%.200s); "
+                     "every branch is rolled back",
+                     res, derr.msg);
+            return abort_all(e, t, res, msg, err);
+        }
+    } else if (x != XA_OK) {
+        if (XA_IS_RB(x))
+            lb->state = BR_DONE; /* the database rolled it back itself */
+        char msg[XAC_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%.200s refused the commit (%s): %.300s", res, drv_xa_name(x),
+                 derr.msg);
+        xac_logw("engine: gtrid %s: %s; rolling back every branch", t->gtrid, msg);
+        return abort_all(e, t, res, msg, err);
+    }
+    lb->state = BR_DONE;
+    fault_point(FAULT_LRC_AFTER_COMMIT);
+
+    /* The commit point has passed: the record only helps recovery and END. */
+    journal_txn jt;
+    make_record(e, t, lb, &jt);
+    xac_err jerr;
+    xac_err_clear(&jerr);
+    bool in_doubt = false;
+    rc = e->j != NULL ? journal_commit(e->j, &jt, &in_doubt, &jerr)
+                      : xac_err_set(&jerr, XAC_EJOURNAL, "xacd has no decision journal");
+    if (rc != XAC_OK)
+        xac_logw("engine: gtrid %s: committed at last resource %s, but its COMMIT record was not "
+                 "written (%s); the commit marker holds the decision",
+                 t->gtrid, res, jerr.msg);
+    xac_logd("engine: gtrid %s: committed at last resource %s", t->gtrid, res);
+    return phase_two(e, t, lb, rc == XAC_OK && !in_doubt, defer_end);
 }
 
 void engine_end(engine *e, const char *gtrid)
 {
     fault_point(FAULT_BEFORE_END);
+    /* Which last resource, if any, holds a marker to remove afterwards. */
+    int last = -1;
+    journal_txn jt;
+    if (e->has_last_resource && journal_lookup(e->j, gtrid, &jt))
+        for (unsigned k = 0; k < jt.nbranches; k++)
+            for (size_t i = 0; i < e->cfg->nresources; i++)
+                if (e->cfg->resources[i].last_resource &&
+                    strcmp(e->cfg->resources[i].name, jt.resources[k]) == 0)
+                    last = (int)i;
     xac_err eerr;
     xac_err_clear(&eerr);
-    if (journal_end(e->j, gtrid, &eerr) != XAC_OK)
+    if (journal_end(e->j, gtrid, &eerr) != XAC_OK) {
         xac_logw("engine: gtrid %s: END record not written (%s); recovery will write it", gtrid,
                  eerr.msg);
+        return;
+    }
+    if (last >= 0)
+        marker_ended(e, last, gtrid);
 }
 
 int engine_commit(engine *e, txn *t, xac_err *err)
@@ -1450,7 +1748,9 @@ int engine_commit_ex(engine *e, txn *t, char *defer_end, xac_err *err)
         rc = XAC_OK;
     } else if (t->nbr == 1) {
         atomic_store(&t->state, XAC_STATE_PREPARING);
-        rc = commit_one_phase(e, t, err);
+        rc = commit_one_phase(e, t, &t->br[0], err);
+    } else if (last_branch(e, t) != NULL) {
+        rc = commit_last_resource(e, t, last_branch(e, t), defer_end, err);
     } else {
         rc = commit_two_phase(e, t, defer_end, err);
     }

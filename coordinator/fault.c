@@ -23,6 +23,9 @@ static const char *const fault_all[] = {FAULT_AFTER_START,
                                         FAULT_BEFORE_END,
                                         FAULT_BEFORE_ROLLBACK,
                                         FAULT_AFTER_FIRST_ROLLBACK,
+                                        FAULT_LRC_BEFORE_COMMIT,
+                                        FAULT_LRC_AFTER_COMMIT,
+                                        FAULT_LRC_BEFORE_FORGET,
                                         FAULT_BEFORE_ONE_PHASE,
                                         FAULT_AFTER_ONE_PHASE,
                                         FAULT_JOURNAL_PREFIX "batch-written",
@@ -36,6 +39,8 @@ static const char *const fault_all[] = {FAULT_AFTER_START,
                                         FAULT_REC_BEFORE_ROLLBACK,
                                         FAULT_REC_AFTER_ROLLBACK,
                                         FAULT_REC_BEFORE_END,
+                                        FAULT_REC_AFTER_FENCE,
+                                        FAULT_REC_AFTER_ADOPT,
                                         NULL};
 
 static char armed_name[64];

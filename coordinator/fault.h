@@ -27,6 +27,14 @@
 /* Rolling back (a no vote, a client's ROLLBACK, a timeout): */
 #define FAULT_BEFORE_ROLLBACK      "before-rollback"      /* nothing rolled back yet */
 #define FAULT_AFTER_FIRST_ROLLBACK "after-first-rollback" /* one branch rolled back */
+/* A transaction with a last resource (docs/sqlserver.md): */
+#define FAULT_LRC_BEFORE_COMMIT                                                                    \
+    "lrc-before-commit" /* XA branches prepared, last resource not                                 \
+                           committed */
+#define FAULT_LRC_AFTER_COMMIT                                                                     \
+    "lrc-after-commit"                              /* last resource committed with its marker,    \
+                                                       no COMMIT record yet */
+#define FAULT_LRC_BEFORE_FORGET "lrc-before-forget" /* ENDs written, their markers not removed */
 /* A transaction on one resource: */
 #define FAULT_BEFORE_ONE_PHASE "before-one-phase" /* its branch still active */
 #define FAULT_AFTER_ONE_PHASE  "after-one-phase"  /* committed, the client not told */
@@ -39,6 +47,8 @@
 #define FAULT_REC_BEFORE_ROLLBACK "rec-before-rollback" /* a branch without one */
 #define FAULT_REC_AFTER_ROLLBACK  "rec-after-rollback"  /* ... rolled back */
 #define FAULT_REC_BEFORE_END      "rec-before-end"      /* all done, END not written */
+#define FAULT_REC_AFTER_FENCE     "rec-after-fence"     /* last resources fenced, not rolled back */
+#define FAULT_REC_AFTER_ADOPT     "rec-after-adopt"     /* a marker's COMMIT record written */
 
 /* Reads XAC_CRASH_AT and XAC_JOURNAL_FAULT once; a no-op unless enabled.
  * Logs what it armed, and warns about a spec it cannot use. */

@@ -268,3 +268,48 @@ int drv_ping(drv_conn *c, xac_err *err)
     int rc = usable(c, "ping", err);
     return rc != XA_OK ? rc : c->ops->ping(c, err);
 }
+
+/* The lrc_* ops exist only on last-resource drivers. */
+static int need_lrc(drv_conn *c, const void *op, const char *what, xac_err *err)
+{
+    int rc = usable(c, what, err);
+    if (rc != XA_OK)
+        return rc;
+    if (op == NULL) {
+        xac_err_setr(err, XAC_EINTERNAL, c->conf->name,
+                     "resource %s: %s: driver %s is not a last-resource driver", c->conf->name,
+                     what, c->ops->name);
+        return XAER_PROTO;
+    }
+    return XA_OK;
+}
+
+int drv_lrc_commit(drv_conn *c, const char *gtrid, xac_err *err)
+{
+    int rc = need_lrc(c, c != NULL ? (const void *)c->ops->lrc_commit : NULL, "commit", err);
+    return rc != XA_OK ? rc : c->ops->lrc_commit(c, gtrid, err);
+}
+
+int drv_lrc_marker(drv_conn *c, const char *gtrid, bool fence, drv_marker *out, xac_err *err)
+{
+    *out = DRV_MARKER_NONE;
+    int rc = need_lrc(c, c != NULL ? (const void *)c->ops->lrc_marker : NULL, "marker lookup", err);
+    return rc != XA_OK ? rc : c->ops->lrc_marker(c, gtrid, fence, out, err);
+}
+
+int drv_lrc_forget(drv_conn *c, const char *const *gtrids, size_t n, int64_t aborted_before_unix,
+                   xac_err *err)
+{
+    int rc =
+        need_lrc(c, c != NULL ? (const void *)c->ops->lrc_forget : NULL, "marker removal", err);
+    return rc != XA_OK ? rc : c->ops->lrc_forget(c, gtrids, n, aborted_before_unix, err);
+}
+
+int drv_lrc_list(drv_conn *c, const char *prefix, char (**out)[XAC_GTRID_MAX + 1], size_t *n,
+                 xac_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = need_lrc(c, c != NULL ? (const void *)c->ops->lrc_list : NULL, "marker listing", err);
+    return rc != XA_OK ? rc : c->ops->lrc_list(c, prefix, out, n, err);
+}

@@ -1,6 +1,7 @@
 /* The whole public face of drivers/: one resource-manager interface shaped like
  * the X/Open XA switch, its implementations (mysql, odbc with a dialect per
- * DBMS), and a connection pool per resource. Every driver maps its database's
+ * DBMS, mssql on FreeTDS as a last resource), and a connection pool per
+ * resource. Every driver maps its database's
  * errors to the XA return codes below, so the engine never sees vendor codes;
  * the vendor code and text go into the xac_err message. */
 #ifndef XAC_DRV_H
@@ -50,7 +51,7 @@ int drv_xa_to_code(int rc);
 /* One resource's settings, from the config file. */
 typedef struct drv_conf {
     char name[XAC_RESOURCE_MAX + 1];
-    char driver[16];  /* "mysql" or "odbc" */
+    char driver[16];  /* "mysql", "odbc" or "mssql" */
     char dialect[16]; /* odbc: "postgresql" or "mysql" */
     char host[256];
     int port; /* 0: the driver's default */
@@ -63,7 +64,22 @@ typedef struct drv_conf {
     uint32_t connect_timeout_ms;
     uint32_t io_timeout_ms; /* read/write timeout for one statement */
     int pool_size;
+    /* mssql (FreeTDS) only. */
+    char tds_version[8];   /* "7.4" (default), "7.3", "7.2", "7.1" */
+    char encryption[16];   /* "off" (default), "request" or "require" */
+    char marker_table[64]; /* the commit-marker table, default "xac_commit_marker" */
+    /* Committed in one phase after every XA branch is prepared, with a
+     * commit marker in the same local transaction (docs/sqlserver.md). At
+     * most one such resource per transaction. Set for every mssql resource. */
+    bool last_resource;
 } drv_conf;
+
+/* What a last resource's marker table says of a gtrid. */
+typedef enum drv_marker {
+    DRV_MARKER_NONE = 0,      /* no row */
+    DRV_MARKER_COMMITTED = 1, /* 'C': the local commit with the marker happened */
+    DRV_MARKER_ABORTED = 2    /* 'R': a fence row; the commit can never happen */
+} drv_marker;
 
 /* A connection. Every driver's connection struct begins with this. The engine
  * only touches it through the functions below. */
@@ -111,6 +127,30 @@ struct drv_ops {
                 size_t nparams, xac_rows *rows, xac_err *err);
     /* A cheap health check. */
     int (*ping)(drv_conn *c, xac_err *err);
+
+    /* Last-resource commit; NULL for XA drivers. start opens a local
+     * transaction, end does nothing, prepare is refused (XAER_PROTO), and a
+     * one-phase commit commits the local transaction without a marker.
+     * lrc_commit inserts gtrid's commit marker ('C') and commits the local
+     * transaction with it: the decision point of a transaction that has a
+     * last resource. XA_OK committed; XA_RB* rolled back (a fence row for
+     * gtrid found is XA_RBROLLBACK); XAER_RMFAIL the outcome is unknown. */
+    int (*lrc_commit)(drv_conn *c, const char *gtrid, xac_err *err);
+    /* Looks gtrid's marker up on a connection with no transaction of its own.
+     * fence: when there is no row, insert an abort row ('R') and commit it,
+     * so that a commit still in flight for gtrid can never succeed (the
+     * insert waits for such a commit while it holds the key); *out is then
+     * DRV_MARKER_ABORTED. */
+    int (*lrc_marker)(drv_conn *c, const char *gtrid, bool fence, drv_marker *out, xac_err *err);
+    /* Deletes the markers of the n gtrids (ended transactions), in batches of
+     * up to 100 per statement, and the abort rows created before
+     * aborted_before_unix (0: none of them). */
+    int (*lrc_forget)(drv_conn *c, const char *const *gtrids, size_t n, int64_t aborted_before_unix,
+                      xac_err *err);
+    /* The gtrids of the commit markers ('C') whose gtrid starts with prefix.
+     * *out is malloc'd; the caller frees it. */
+    int (*lrc_list)(drv_conn *c, const char *prefix, char (**out)[XAC_GTRID_MAX + 1], size_t *n,
+                    xac_err *err);
 };
 
 /* The driver named by conf->driver ("mysql", "odbc"); NULL when unknown. */
@@ -132,6 +172,13 @@ int drv_forget(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_exec(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params, size_t nparams,
              xac_rows *rows, xac_err *err);
 int drv_ping(drv_conn *c, xac_err *err);
+/* The lrc_* ops; XAER_PROTO with a message for a driver that has none. */
+int drv_lrc_commit(drv_conn *c, const char *gtrid, xac_err *err);
+int drv_lrc_marker(drv_conn *c, const char *gtrid, bool fence, drv_marker *out, xac_err *err);
+int drv_lrc_forget(drv_conn *c, const char *const *gtrids, size_t n, int64_t aborted_before_unix,
+                   xac_err *err);
+int drv_lrc_list(drv_conn *c, const char *prefix, char (**out)[XAC_GTRID_MAX + 1], size_t *n,
+                 xac_err *err);
 
 /* ------------------------------------------------------------------ pool */
 

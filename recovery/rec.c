@@ -358,6 +358,22 @@ static void evaluate(const rec_ctx *ctx, size_t ri, const drv_indoubt *d, uint64
         return;
     }
     b->decision = REC_ROLLBACK;
+    /* A last resource may have decided it: look, without fencing (a listing
+     * changes nothing; the rollback itself fences). */
+    drv_marker m;
+    xac_err me;
+    xac_err_clear(&me);
+    if (rec_marker_check(ctx, d->xid.gtrid, false, &m, b->marker, &me) != XAC_OK) {
+        xac_logw("recovery: gtrid %s on resource %s is left prepared: %s", d->xid.gtrid, res,
+                 me.msg);
+        b->decision = REC_HELD;
+        b->marker_unknown = true;
+        return;
+    }
+    if (m == DRV_MARKER_COMMITTED) {
+        b->decision = REC_COMMIT;
+        return;
+    }
     if (ctx->grace_ms == 0 || !of_this_boot(ctx, d->xid.gtrid))
         return;
     if (age_ms < 0) {
@@ -552,13 +568,50 @@ static bool record_outcome(const rec_ctx *ctx, const char *res, const drv_conn *
 }
 
 /* Resolves one listed branch; true when nothing of it is left on res. */
-static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
-                        rec_decision dec, rec_report *r)
+/* Writes the COMMIT record a commit marker stands for, unless the journal has
+ * it already. The marker alone is the decision, so the branch is committed
+ * even when the record cannot be written. */
+static void adopt(const rec_ctx *ctx, const char *res, const char *gtrid, const char *where)
 {
-    const char *g = d->xid.gtrid;
+    if (journal_is_committed(ctx->journal, gtrid))
+        return;
     xac_err e;
     xac_err_clear(&e);
+    if (rec_marker_adopt(ctx, gtrid, where, &e) != XAC_OK)
+        xac_logw("recovery: %s; committing the branch on %s anyway: the marker is the decision",
+                 e.msg, res);
+    else
+        step(ctx, REC_STEP_AFTER_ADOPT);
+}
+
+static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
+                        const rec_branch *b, rec_report *r)
+{
+    const char *g = d->xid.gtrid;
+    rec_decision dec = b->decision;
+    xac_err e;
+    xac_err_clear(&e);
+    char where[XAC_RESOURCE_MAX + 1];
+    snprintf(where, sizeof where, "%s", b->marker);
+    if (dec == REC_ROLLBACK && !is_live(ctx, g) && !journal_is_committed(ctx->journal, g) &&
+        !must_hold(ctx) && rec_has_last_resource(ctx)) {
+        /* Fence the gtrid on every last resource before the rollback: once
+         * each holds an abort row, no commit of it can land there later. */
+        drv_marker m;
+        if (rec_marker_check(ctx, g, true, &m, where, &e) != XAC_OK) {
+            xac_logw("recovery: gtrid %s on resource %s is left prepared: %s", g, res, e.msg);
+            r->failed++;
+            return false;
+        }
+        if (m == DRV_MARKER_COMMITTED)
+            dec = REC_COMMIT;
+        else
+            step(ctx, REC_STEP_AFTER_FENCE);
+        xac_err_clear(&e);
+    }
     if (dec == REC_COMMIT) {
+        if (where[0] != '\0')
+            adopt(ctx, res, g, where);
         step(ctx, REC_STEP_BEFORE_COMMIT);
         int x = drv_commit(c, &d->xid, false, &e);
         step(ctx, REC_STEP_AFTER_COMMIT);
@@ -675,6 +728,10 @@ static int pass_locked(const rec_ctx *ctx, size_t ri, rec_report *r, xac_err *er
             r->live++;
             break;
         case REC_HELD:
+            if (b.marker_unknown) {
+                r->failed++; /* logged by evaluate; retried with backoff */
+                break;
+            }
             r->held++;
             log_held(ctx, res, d);
             break;
@@ -707,7 +764,7 @@ static int pass_locked(const rec_ctx *ctx, size_t ri, rec_report *r, xac_err *er
                     break;
                 }
             }
-            resolved = resolve_one(ctx, res, c, d, b.decision, r);
+            resolved = resolve_one(ctx, res, c, d, &b, r);
             break;
         }
         if (!resolved && d->decoded && xac_xid_is_ours_on(&d->xid, ctx->node_id, res))

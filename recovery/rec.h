@@ -38,6 +38,11 @@ typedef void (*rec_action_fn)(void *arg, const char *resource, const xac_xid *xi
 #define REC_STEP_BEFORE_ROLLBACK "rec-before-rollback"
 #define REC_STEP_AFTER_ROLLBACK  "rec-after-rollback"
 #define REC_STEP_BEFORE_END      "rec-before-end"
+/* Last resources (marker.c): */
+#define REC_STEP_AFTER_FENCE "rec-after-fence" /* abort row in place, branch not rolled back */
+#define REC_STEP_AFTER_ADOPT                                                                       \
+    "rec-after-adopt" /* commit marker's COMMIT record written, branch                             \
+                         not committed */
 
 /* What recovery remembers between passes: when it first saw each undecided
  * branch (its age where the database does not tell), and which resources
@@ -102,6 +107,10 @@ typedef struct rec_branch {
     uint32_t grace_left_ms; /* REC_ROLLBACK: how long it still waits; 0: now */
     bool salvaged;          /* REC_HELD: because the journal was salvaged
                                (else because it failed) */
+    bool marker_unknown;    /* REC_HELD: a last resource could not be asked */
+    /* REC_COMMIT without a COMMIT record: the last resource whose commit
+     * marker decided it ("" otherwise). */
+    char marker[XAC_RESOURCE_MAX + 1];
 } rec_branch;
 
 typedef struct rec_report {
@@ -162,6 +171,35 @@ typedef enum rec_verdict {
                                  retried */
 } rec_verdict;
 rec_verdict rec_classify(bool commit, int xa_rc, bool conn_broken);
+
+/* ------------------------------------------------------------------------
+ * Last resources (recovery/marker.c; docs/sqlserver.md). A transaction with a
+ * last resource is decided by that resource's local commit, which inserts a
+ * commit marker for the gtrid; the COMMIT record follows it. So a branch of
+ * ours without a COMMIT record is rolled back only after every last resource
+ * of the configuration has been asked for the gtrid's marker. */
+
+/* Asks every last resource in ctx->resources about gtrid. *out: COMMITTED
+ * when one holds a commit marker (where gets its name), else ABORTED when
+ * fence and every one now holds an abort row (a commit still in flight can
+ * no longer land), else NONE. XAC_ERMFAIL when a last resource could not be
+ * asked and none had a commit marker: nothing may be decided. XAC_OK and NONE
+ * at once when there are no last resources. */
+int rec_marker_check(const rec_ctx *ctx, const char *gtrid, bool fence, drv_marker *out,
+                     char where[XAC_RESOURCE_MAX + 1], xac_err *err);
+/* Writes the COMMIT record of gtrid, found committed by where's marker,
+ * naming every configured resource (its branches are not known), so that the
+ * journal holds the decision from here on. */
+int rec_marker_adopt(const rec_ctx *ctx, const char *gtrid, const char *where, xac_err *err);
+/* Housekeeping of last resource ri's marker table: deletes the markers of the
+ * ended gtrids and abort rows older than a day; with adopt, first writes a
+ * COMMIT record for every commit marker of this node whose gtrid is neither
+ * live nor in the journal (a crash between the marker and the record, or
+ * between the END and the marker's removal), *adopted counting them. */
+int rec_marker_sweep(const rec_ctx *ctx, size_t ri, const char (*ended)[XAC_GTRID_MAX + 1],
+                     size_t nended, bool adopt, size_t *adopted, xac_err *err);
+/* Whether ctx has a last resource. */
+bool rec_has_last_resource(const rec_ctx *ctx);
 
 /* ------------------------------------------------------------------------
  * Manual resolution (recovery/resolve.c): xacctl's commit and rollback, run by

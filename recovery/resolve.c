@@ -53,7 +53,10 @@ void rec_branch_action(const rec_branch *b, char *out, size_t len)
         snprintf(out, len, "leave (foreign)");
         return;
     case REC_HELD:
-        snprintf(out, len, b->salvaged ? "hold (journal salvaged)" : "hold (journal failed)");
+        snprintf(out, len,
+                 b->marker_unknown ? "hold (last resource unreachable)"
+                 : b->salvaged     ? "hold (journal salvaged)"
+                                   : "hold (journal failed)");
         return;
     }
     snprintf(out, len, "?");
@@ -161,9 +164,16 @@ static bool journal_failed(const rec_ctx *ctx)
     return st.failed;
 }
 
-/* The same decision rec_list makes (rec.c), taken again now. */
-static rec_decision decide(const rec_ctx *ctx, const char *res, const drv_indoubt *d)
+/* The same decision rec_list makes (rec.c), taken again now. Without a
+ * COMMIT record the last resources are asked; for a rollback (fence) they
+ * are fenced, so that no commit of the gtrid can land there afterwards.
+ * marker: where a commit marker was found; unknown: a last resource could not
+ * be asked (why says why). */
+static rec_decision decide(const rec_ctx *ctx, const char *res, const drv_indoubt *d, bool fence,
+                           char marker[XAC_RESOURCE_MAX + 1], bool *unknown, xac_err *why)
 {
+    marker[0] = '\0';
+    *unknown = false;
     if (!d->decoded || !xac_xid_is_ours_on(&d->xid, ctx->node_id, res))
         return REC_FOREIGN;
     if (ctx->is_live != NULL && ctx->is_live(ctx->live_arg, d->xid.gtrid))
@@ -172,13 +182,36 @@ static rec_decision decide(const rec_ctx *ctx, const char *res, const drv_indoub
         return REC_COMMIT;
     if (ctx->hold_undecided || journal_failed(ctx))
         return REC_HELD;
-    return REC_ROLLBACK;
+    drv_marker m;
+    if (rec_marker_check(ctx, d->xid.gtrid, fence, &m, marker, why) != XAC_OK) {
+        *unknown = true;
+        return REC_HELD;
+    }
+    return m == DRV_MARKER_COMMITTED ? REC_COMMIT : REC_ROLLBACK;
 }
 
-/* Why the action needs --force, or NULL when it is allowed as it is. */
-static const char *refusal(const rec_resolve_req *req, rec_decision dec, char *buf, size_t len)
+/* Why the action needs --force, or NULL when it is allowed as it is. marker:
+ * the last resource whose commit marker decided a REC_COMMIT; unknown: a last
+ * resource could not be asked. */
+static const char *refusal(const rec_resolve_req *req, rec_decision dec, const char *marker,
+                           bool unknown, const xac_err *why, char *buf, size_t len)
 {
     const char *act = req->commit ? "commit" : "roll back";
+    if (unknown && !req->commit) {
+        snprintf(buf, len,
+                 "%s. The transaction may have committed there; retry when it answers, or roll "
+                 "back anyway with --force",
+                 why->msg);
+        return buf;
+    }
+    if (dec == REC_COMMIT && !req->commit && marker[0] != '\0') {
+        snprintf(buf, len,
+                 "last resource %s has a commit marker for this gtrid: the transaction committed "
+                 "there, and rolling this branch back breaks atomicity. Commit it instead, or "
+                 "roll it back anyway with --force",
+                 marker);
+        return buf;
+    }
     switch (dec) {
     case REC_FOREIGN:
         snprintf(buf, len,
@@ -338,7 +371,11 @@ int rec_resolve(const rec_ctx *ctx, const rec_resolve_req *req, char *msg, size_
                               req->xid, res);
         decision = raw_match ? "foreign" : "-";
     } else {
-        rec_decision dec = decide(ctx, res, d);
+        char marker[XAC_RESOURCE_MAX + 1];
+        bool unknown = false;
+        xac_err mwhy;
+        xac_err_clear(&mwhy);
+        rec_decision dec = decide(ctx, res, d, !req->commit, marker, &unknown, &mwhy);
         decision = rec_decision_key(dec);
         /* A branch of ours named after another resource sharing this server. */
         for (size_t k = 0; dec == REC_FOREIGN && k < ctx->nresources && rc == XAC_OK; k++)
@@ -348,7 +385,8 @@ int rec_resolve(const rec_ctx *ctx, const rec_resolve_req *req, char *msg, size_
                                   "this branch belongs to resource %s (its bqual), which shares "
                                   "the database server; resolve it with --resource %s",
                                   ctx->resources[k].name, ctx->resources[k].name);
-        const char *no = rc == XAC_OK ? refusal(req, dec, why, sizeof why) : NULL;
+        const char *no =
+            rc == XAC_OK ? refusal(req, dec, marker, unknown, &mwhy, why, sizeof why) : NULL;
         if (no != NULL && !req->force) {
             rc = xac_err_setr(err, XAC_ESTATE, res, "refused: %s", no);
         } else if (rc == XAC_OK) {
