@@ -28,6 +28,15 @@
 #   - rec-*: a transfer is stranded (at after-decision for the commit and end
 #     steps, at after-prepare-all for the rollback steps), xacd restarts and
 #     dies inside recovery, then restarts clean: committed / rolled back.
+#   - lrc-* (a transfer over bank_a, bank_b and bank_m, SQL Server as the last
+#     resource): lrc-before-commit rolls back everywhere, lrc-after-commit
+#     (committed on SQL Server, no COMMIT record) must end committed
+#     everywhere; lrc-before-forget (ENDs written, markers not removed) ends
+#     committed and the marker is adopted and removed after the restart;
+#     rec-after-fence (recovery fenced the gtrid on SQL Server, the branches
+#     not rolled back; stranded at lrc-before-commit) rolls back;
+#     rec-after-adopt (recovery wrote the COMMIT record a marker stands for;
+#     stranded at lrc-after-commit) commits.
 # While xacd is down after a 2PC crash, `xacctl list` must show the stranded
 # branches with the journal's decision.
 #
@@ -38,6 +47,7 @@ T=it_crash
 L=it_crash_load
 it_drop_tables() {
     pg_sql "DROP TABLE IF EXISTS ${T}_child" > /dev/null 2>&1 || true
+    [ -z "${XAC_TEST_MSSQL_HOST:-}" ] || ms_sql "IF OBJECT_ID(N'$T', N'U') IS NOT NULL DROP TABLE $T" > /dev/null 2>&1 || true
     drop_accounts $T
     drop_accounts $L
 }
@@ -172,6 +182,8 @@ check_xacctl_list() {
     after-first-prepare) want=$([ "$nours" -ge 1 ] && [ "$nroll" = "$nours" ] && echo y) ;;
     after-prepare-all | before-decision) want=$([ "$nours" = "$n" ] && [ "$nroll" = "$n" ] && echo y) ;;
     after-decision | journal-batch-synced) want=$([ "$nours" = "$n" ] && [ "$ncommit" = "$n" ] && echo y) ;;
+    lrc-before-commit) want=$([ "$nours" = "$n" ] && [ "$nroll" = "$n" ] && echo y) ;;
+    lrc-after-commit) want=$([ "$nours" = "$n" ] && [ "$ncommit" = "$n" ] && echo y) ;;
     after-first-commit) want=$([ "$nours" -lt "$n" ] && [ "$ncommit" = "$nours" ] && echo y) ;;
     journal-batch-written) want=$([ "$nours" = "$n" ] && { [ "$ncommit" = "$n" ] || [ "$nroll" = "$n" ]; } && echo y) ;;
     *) fail "check_xacctl_list: no expectation for $point" ;;
@@ -433,6 +445,121 @@ case_recovery() {
     end_case
 }
 
+# --------------------------------------------------------- last resource
+
+# A transfer debiting bank_a by 20, crediting bank_b and bank_m (SQL Server,
+# the last resource) by 10 each.
+lrc_args() {
+    XARGS=("bank_a: UPDATE $T SET balance = balance - ? WHERE id = ?" -i 20 -i 1
+        "bank_b: UPDATE $T SET balance = balance + ? WHERE id = ?" -i 10 -i 1
+        "bank_m: UPDATE $T SET balance = balance + ? WHERE id = ?" -i 10 -i 1)
+}
+
+lrc_setup() {
+    new_case "$1" bank_a bank_b bank_m
+    echo "recovery = { interval_ms = 500; grace_ms = 60000; retry_min_ms = 500; retry_max_ms = 2000; };" >> "$IT_CONF"
+    make_accounts $T 100
+    ms_accounts $T 100
+}
+
+# check_lrc WHAT EXPECT: balances on bank_a, bank_b, bank_m after recovery.
+check_lrc() {
+    local what=$1 expect=$2 want="100 100 100" got
+    wait_settled "$what"
+    [ "$expect" = committed ] && want="80 110 110"
+    got="$(bal_a $T) $(bal_b $T) $(bal_m $T)"
+    assert_eq "$want" "$got" "$what: balances bank_a bank_b bank_m after recovery ($expect)"
+    assert_no_prepared "$what"
+}
+
+# The marker of gtrid on bank_m: C, R or nothing.
+marker_of() { ms_sql "SELECT outcome FROM xac_marker_bank_m WHERE gtrid = '$1'" | tr -d ' \t\r'; }
+
+# wait_marker GTRID WANT: waits (bounded) until gtrid's marker is WANT ("" =
+# removed).
+wait_marker() {
+    local i m=""
+    for i in $(seq 1 100); do
+        m=$(marker_of "$1")
+        [ "$m" = "$2" ] && return 0
+        sleep 0.2
+    done
+    fail "$CASE_NAME: the marker of $1 on bank_m is '$m' after 20 s, expected '$2'"
+}
+
+# The commit steps of a transaction with a last resource.
+case_lrc() {
+    local point=$1 expect=$2
+    lrc_setup "$point, last resource (bank_a bank_b bank_m)"
+    lrc_args
+    log_mark
+    start_xacd XAC_CRASH_AT="$point"
+    run_xac "${XARGS[@]}"
+    STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
+    assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (outcome unknown)"
+    not_reached_check "$point"
+    crashed_at "$point"
+    if [ "$point" = lrc-after-commit ]; then
+        assert_eq C "$(marker_of "$STRAND_GTRID")" "$point: the commit marker is on bank_m"
+    else
+        assert_eq "" "$(marker_of "$STRAND_GTRID")" "$point: no marker on bank_m"
+        assert_eq 100 "$(bal_m $T)" "$point: SQL Server rolled its local transaction back when xacd died"
+    fi
+    check_xacctl_list "$point" 2
+    start_xacd
+    check_lrc "$point" "$expect"
+    check_status "$point" "$expect"
+    if [ "$expect" = committed ]; then
+        wait_marker "$STRAND_GTRID" "" # ended, then removed
+    else
+        wait_marker "$STRAND_GTRID" R # fenced before the rollback
+    fi
+    stop_xacd
+    end_case
+}
+
+# Markers are removed after the ENDs: dying right before leaves them behind;
+# the restart adopts them (a COMMIT record, nothing left to commit), ends
+# them and removes them.
+case_lrc_forget() {
+    local point=$1
+    lrc_setup "$point, last resource (bank_a bank_b bank_m)"
+    lrc_args
+    log_mark
+    start_xacd XAC_CRASH_AT="$point"
+    run_xac "${XARGS[@]}"
+    expect_committed "$point: the transfer"
+    local g
+    g=$(xac_gtrid)
+    crashed_at "$point"
+    assert_eq C "$(marker_of "$g")" "$point: the marker is still there"
+    start_xacd
+    check_lrc "$point" committed
+    wait_marker "$g" ""
+    stop_xacd
+    end_case
+}
+
+# Recovery's last-resource steps: strand at STRAND, die at POINT inside
+# recovery, restart clean.
+case_lrc_recovery() {
+    local point=$1 strand_at=$2 expect=$3
+    lrc_setup "$point, last resource (stranded at $strand_at)"
+    lrc_args
+    log_mark
+    start_xacd XAC_CRASH_AT="$strand_at"
+    run_xac "${XARGS[@]}"
+    not_reached_check "$strand_at"
+    crashed_at "$strand_at"
+    log_mark
+    start_xacd_nowait XAC_CRASH_AT="$point"
+    crashed_at "$point"
+    start_xacd
+    check_lrc "$point" "$expect"
+    stop_xacd
+    end_case
+}
+
 # ----------------------------------------------------------------- cases
 
 POINTS=$("$XACD_BIN" --list-crash-points) || fail "xacd --list-crash-points failed"
@@ -482,6 +609,11 @@ run_point() {
         case_recovery "$p" after-prepare-all rolled_back bank_b
         case_recovery "$p" after-prepare-all rolled_back bank_b bank_d
         ;;
+    lrc-before-commit) case_lrc "$p" rolled_back ;;
+    lrc-after-commit) case_lrc "$p" committed ;;
+    lrc-before-forget) case_lrc_forget "$p" ;;
+    rec-after-fence) case_lrc_recovery "$p" lrc-before-commit rolled_back ;;
+    rec-after-adopt) case_lrc_recovery "$p" lrc-after-commit committed ;;
     *) fail "crash point $p has no case in test_crash.sh: add one (what must a restart show?)" ;;
     esac
 }
