@@ -5,7 +5,10 @@
 # it_setup, and everything it started is cleaned up on exit, pass or fail.
 # Expects the env that ctest sets (XAC_BUILD_DIR) and tests/fixtures/db.sh's
 # env.sh (XAC_TEST_*); a test that needs no database calls it_setup_nodb
-# instead and needs only XAC_BUILD_DIR.
+# instead and needs only XAC_BUILD_DIR. With XAC_TEST_EXTERNAL=1 the servers
+# are someone else's (scripts/test-containers.sh): everything goes over TCP to
+# the XAC_TEST_* addresses, there is no socket and no XAC_TEST_DIR, and a test
+# that stops or kills a server itself skips (it_need_local_servers).
 
 set -euo pipefail
 
@@ -25,8 +28,9 @@ fail() {
 # ------------------------------------------------------------ environment
 
 it_check_env() {
-    local v missing=""
-    for v in XAC_BUILD_DIR XAC_TEST_MYSQL_HOST XAC_TEST_MYSQL_PORT XAC_TEST_MYSQL_SOCKET \
+    local v missing="" sock=XAC_TEST_MYSQL_SOCKET
+    [ "${XAC_TEST_EXTERNAL:-0}" != 1 ] || sock=""
+    for v in XAC_BUILD_DIR XAC_TEST_MYSQL_HOST XAC_TEST_MYSQL_PORT $sock \
         XAC_TEST_MYSQL_USER XAC_TEST_MYSQL_PASSWORD XAC_TEST_MYSQL_DB XAC_TEST_MYSQL_DB2 \
         XAC_TEST_PG_HOST XAC_TEST_PG_PORT XAC_TEST_PG_USER XAC_TEST_PG_PASSWORD XAC_TEST_PG_DB; do
         [ -n "${!v:-}" ] || missing="$missing $v"
@@ -163,6 +167,24 @@ CONF
   }
 CONF
         ;;
+    bank_m | bank_m2)
+        # SQL Server (the TDS stand-in here, or a real one): a last resource.
+        # bank_m2 is a second one on the same server, for the one-per-
+        # transaction rule.
+        cat <<CONF
+  {
+    name = "$1";
+    driver = "mssql";
+    host = "$XAC_TEST_MSSQL_HOST";
+    port = $XAC_TEST_MSSQL_PORT;
+    user = "$XAC_TEST_MSSQL_USER";
+    password = "$XAC_TEST_MSSQL_PASSWORD";
+    database = "$XAC_TEST_MSSQL_DB";
+    marker_table = "xac_marker_$1";
+    pool_size = 4;
+  }
+CONF
+        ;;
     *) fail "it_write_config: unknown resource $1" ;;
     esac
 }
@@ -193,6 +215,17 @@ it_cleanup() {
 }
 
 it_pass() { IT_STATUS=0; }
+
+# it_need_local_servers [WHY]: for a test that stops, kills, pauses or
+# restarts a database itself (tests/fixtures/db.sh), or reaches into the TDS
+# stand-in's store. Against external servers (XAC_TEST_EXTERNAL=1) it cannot,
+# so it skips: exit 77, which ctest counts as skipped (SKIP_RETURN_CODE).
+# Call it before it_setup.
+it_need_local_servers() {
+    [ "${XAC_TEST_EXTERNAL:-0}" = 1 ] || return 0
+    echo "[$IT_NAME] skipped: needs local servers${1:+ ($1)}; XAC_TEST_EXTERNAL=1 runs against external ones"
+    exit 77
+}
 
 # it_setup_nodb PROGRAM: it_setup for a test that drives tests/PROGRAM alone
 # and needs no database (nor the XAC_TEST_* env): checks the build, sets
@@ -357,10 +390,28 @@ raw() {
 
 # ------------------------------------------------------------ databases
 
-# my_sql DB SQL: runs SQL on MariaDB, prints tab-separated rows, no header.
+# my_sql DB SQL: runs SQL on MariaDB (or MySQL), prints tab-separated rows, no
+# header. Through the socket when there is one, else over TCP.
 my_sql() {
-    mariadb --no-defaults --socket="$XAC_TEST_MYSQL_SOCKET" -u"$XAC_TEST_MYSQL_USER" \
+    local to=(--protocol=TCP -h "$XAC_TEST_MYSQL_HOST" -P "$XAC_TEST_MYSQL_PORT")
+    [ -z "${XAC_TEST_MYSQL_SOCKET:-}" ] || to=(--socket="$XAC_TEST_MYSQL_SOCKET")
+    mariadb --no-defaults "${to[@]}" -u"$XAC_TEST_MYSQL_USER" \
         -p"$XAC_TEST_MYSQL_PASSWORD" -N -B "$1" -e "$2"
+}
+
+# Prints the XA RECOVER list as MariaDB's FORMAT='SQL' does (4th column
+# X'gtrid',X'bqual',formatID, the form XA COMMIT/ROLLBACK take), on MySQL 8
+# too, which lacks that format: there it is rebuilt from CONVERT XID's hex.
+my_xa_recover_sql() {
+    case $(my_sql "$XAC_TEST_MYSQL_DB" "SELECT VERSION()") in
+    *MariaDB*) my_sql "$XAC_TEST_MYSQL_DB" "XA RECOVER FORMAT='SQL'" ;;
+    *)
+        my_sql "$XAC_TEST_MYSQL_DB" "XA RECOVER CONVERT XID" | awk -F'\t' -v OFS='\t' '{
+            h = tolower($4); sub(/^0x/, "", h)
+            print $1, $2, $3, "X\047" substr(h, 1, 2 * $2) "\047,X\047" substr(h, 2 * $2 + 1) "\047," $1
+        }'
+        ;;
+    esac
 }
 
 # pg_sql SQL: runs SQL on PostgreSQL, prints '|'-separated rows, no header.
@@ -374,7 +425,7 @@ pg_sql() {
 my_prepared() {
     local hex
     hex=$(printf '%s.' "$IT_NODE" | od -An -tx1 | tr -d ' \n')
-    my_sql "$XAC_TEST_MYSQL_DB" "XA RECOVER FORMAT='SQL'" | cut -f4 | grep -i "^X'$hex" || true
+    my_xa_recover_sql | cut -f4 | grep -i "^X'$hex" || true
 }
 pg_prepared() {
     local gid
@@ -495,7 +546,40 @@ drop_accounts() {
     pg_sql "SET lock_timeout = '10s'; DROP TABLE IF EXISTS $t" > /dev/null || true
 }
 
-# Balance of account 1 in TABLE on bank_a, bank_b, bank_c.
+# ms_sql SQL: runs T-SQL on SQL Server (bank_m's database) with FreeTDS's
+# tsql, prints tab-separated rows, no header. Works against the stand-in and
+# a real server alike.
+ms_sql() {
+    local out
+    out=$(printf '%s\ngo\n' "$1" | TDSVER=7.4 tsql -H "$XAC_TEST_MSSQL_HOST" -p "$XAC_TEST_MSSQL_PORT" \
+        -U "$XAC_TEST_MSSQL_USER" -P "$XAC_TEST_MSSQL_PASSWORD" -D "$XAC_TEST_MSSQL_DB" -o fhq 2>&1) || {
+        printf '%s\n' "$out" >&2
+        return 1
+    }
+    printf '%s\n' "$out" | grep -v -e '^Msg [0-9]' -e '^$' -e '^locale' -e '^using default charset' \
+        -e '^Setting ' -e '^Changed ' || true
+}
+
+# store_sql SQL: runs SQL on the TDS stand-in's PostgreSQL store of bank_m's
+# database (stand-in only: seeding prepared branches, checking sessions).
+store_sql() {
+    PGPASSWORD=$XAC_TEST_TDS_PG_PASSWORD PGCONNECT_TIMEOUT=10 PGOPTIONS='-c client_min_messages=warning' psql -X -q -t -A -v ON_ERROR_STOP=1 \
+        -h "$XAC_TEST_TDS_PG_HOST" -p "$XAC_TEST_TDS_PG_PORT" -U "$XAC_TEST_TDS_PG_USER" -d "$XAC_TEST_TDS_PG_DB" \
+        -c "$1"
+}
+
+# ms_accounts TABLE [BALANCE]: (re)creates TABLE(id, balance) with account 1
+# on bank_m's database.
+ms_accounts() {
+    local t=$1 bal=${2:-100}
+    ms_sql "IF OBJECT_ID(N'$t', N'U') IS NOT NULL DROP TABLE $t" > /dev/null
+    ms_sql "CREATE TABLE $t (id INT PRIMARY KEY, balance BIGINT NOT NULL)" > /dev/null
+    ms_sql "INSERT INTO $t (id, balance) VALUES (1, $bal)" > /dev/null
+    [ "$(bal_m "$t")" = "$bal" ] || fail "could not create table $t on SQL Server ($XAC_TEST_MSSQL_HOST:$XAC_TEST_MSSQL_PORT)"
+}
+
+# Balance of account 1 in TABLE on bank_a, bank_b, bank_c, bank_m.
+bal_m() { ms_sql "SELECT balance FROM $1 WHERE id = 1" | tr -d ' \t\r'; }
 bal_a() { my_sql "$XAC_TEST_MYSQL_DB" "SELECT balance FROM $1 WHERE id = 1"; }
 bal_b() { pg_sql "SELECT balance FROM $1 WHERE id = 1"; }
 bal_c() { my_sql "$XAC_TEST_MYSQL_DB2" "SELECT balance FROM $1 WHERE id = 1"; }

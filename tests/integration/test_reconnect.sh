@@ -8,6 +8,7 @@
 # and the balances show every committed transfer exactly once. A database this
 # test stopped is always started again on exit: other tests share the servers.
 . "$(dirname "$0")/lib.sh"
+it_need_local_servers "stops and restarts MariaDB and PostgreSQL"
 it_setup
 T=it_reconnect
 it_drop_tables() { drop_accounts $T; }

@@ -21,6 +21,7 @@
 #      rolled back before grace_ms, and are after.
 # Heuristic outcomes and the grace/END rules in detail: itest_recovery_loop.
 . "$(dirname "$0")/lib.sh"
+it_need_local_servers "stops, restarts and pauses PostgreSQL"
 it_setup
 T=it_recl
 DB_SH=$XAC_SOURCE_DIR/tests/fixtures/db.sh

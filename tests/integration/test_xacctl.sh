@@ -12,6 +12,7 @@
 # xacd's admin socket (status, list, commit, rollback, recover), where
 # --offline is refused.
 . "$(dirname "$0")/lib.sh"
+it_need_local_servers "stops and restarts PostgreSQL"
 it_setup
 T=it_xacctl
 F=it_xacctl_f

@@ -14,6 +14,7 @@
 #      `xacctl rollback --force` resolves.
 . "$(dirname "$0")/lib.sh"
 it_setup
+it_need_local_servers "seeds prepared branches in the TDS stand-in's PostgreSQL store"
 [ -n "${XAC_TEST_MSSQL_HOST:-}" ] || fail "XAC_TEST_MSSQL_HOST is not set: tests/fixtures/db.sh starts the TDS stand-in"
 T=it_xms
 it_drop_tables() {
