@@ -193,7 +193,11 @@ static int map_error(xac_conn *c, const xac_msg *m, xac_error *e)
         return XAC_EPROTO;
     }
     fail(e, code, m->resource, "%s", m->message != NULL ? m->message : "");
-    if (code == XAC_EPROTO || code == XAC_EVERSION || code == XAC_EAUTH || code == XAC_ELIMIT) {
+    /* An ELIMIT that names a resource is a transaction's limit (too many
+     * resources, a second last resource): the session stays open. */
+    bool txn_limit = code == XAC_ELIMIT && m->resource != NULL && m->resource[0] != '\0';
+    if (code == XAC_EPROTO || code == XAC_EVERSION || code == XAC_EAUTH ||
+        (code == XAC_ELIMIT && !txn_limit)) {
         char why[256];
         snprintf(why, sizeof why, "xacd closed the session after %s", xac_strerror(code));
         conn_break(c, why);

@@ -961,6 +961,10 @@ static void *recov_main(void *arg)
         rec_report r;
         memset(&r, 0, sizeof r);
         recov_run(e, rr, &r);
+        /* What this pass committed ends once every resource of its record
+         * was found clean: ask them now rather than at their next interval. */
+        if (r.committed > 0)
+            need_recovery(e);
         pthread_mutex_lock(&e->qmu);
         recov_sweep_locked(e, rr);
         pthread_mutex_unlock(&e->qmu);

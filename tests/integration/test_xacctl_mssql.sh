@@ -17,10 +17,11 @@ it_setup
 it_need_local_servers "seeds prepared branches in the TDS stand-in's PostgreSQL store"
 [ -n "${XAC_TEST_MSSQL_HOST:-}" ] || fail "XAC_TEST_MSSQL_HOST is not set: tests/fixtures/db.sh starts the TDS stand-in"
 T=it_xms
+# Seeded branches left prepared would hold the table's locks: they go first.
 it_drop_tables() {
-    ms_sql "IF OBJECT_ID(N'$T', N'U') IS NOT NULL DROP TABLE $T" > /dev/null 2>&1 || true
     store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tds:%' AND database = current_database()" 2> /dev/null |
         while read -r gid; do [ -n "$gid" ] && store_sql "ROLLBACK PREPARED '$gid'" > /dev/null 2>&1; done || true
+    ms_sql "IF OBJECT_ID(N'$T', N'U') IS NOT NULL DROP TABLE $T" > /dev/null 2>&1 || true
 }
 it_write_config "$IT_CONF" bank_a bank_b bank_m
 echo "recovery = { interval_ms = 500; grace_ms = 60000; retry_min_ms = 500; retry_max_ms = 2000; };" >> "$IT_CONF"
@@ -40,6 +41,10 @@ xacctl() {
     XC_OUT=$("$XACCTL_BIN" -c "$IT_CONF" --operator it "$@" 2>&1) || XC_RC=$?
     printf '%s\n' "$XC_OUT" | sed "s/^/[$IT_NAME]   xacctl: /"
 }
+
+# A first start creates the journal that xacctl reads offline.
+start_xacd
+stop_xacd
 
 FID=2019648305 # xac's format id, "xac1"
 OURS="$IT_NODE.1.1"
