@@ -506,8 +506,9 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
                          drv_conf *r)
 {
     static const char *const keys[] = {
-        "name",     "driver",        "dialect",  "host",        "port", "socket",    "user",
-        "password", "password_file", "database", "odbc_driver", "dsn",  "pool_size", NULL};
+        "name",      "driver",      "dialect",       "host",         "port",        "socket",
+        "user",      "password",    "password_file", "database",     "odbc_driver", "dsn",
+        "pool_size", "tds_version", "encryption",    "marker_table", NULL};
     char where[64];
     snprintf(where, sizeof where, "resources[%zu]", idx);
     if (config_setting_type(g) != CONFIG_TYPE_GROUP)
@@ -536,6 +537,12 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
         (rc = get_str(L, g, w2, "odbc_driver", false, r->odbc_driver, sizeof r->odbc_driver,
                       NULL)) != XAC_OK ||
         (rc = get_str(L, g, w2, "dsn", false, r->dsn, sizeof r->dsn, NULL)) != XAC_OK ||
+        (rc = get_str(L, g, w2, "tds_version", false, r->tds_version, sizeof r->tds_version,
+                      NULL)) != XAC_OK ||
+        (rc = get_str(L, g, w2, "encryption", false, r->encryption, sizeof r->encryption, NULL)) !=
+            XAC_OK ||
+        (rc = get_str(L, g, w2, "marker_table", false, r->marker_table, sizeof r->marker_table,
+                      NULL)) != XAC_OK ||
         (rc = get_secret(L, g, w2, "password", "password_file", r->password, sizeof r->password,
                          &has_pw)) != XAC_OK)
         return rc;
@@ -550,8 +557,21 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
 
     if (drv_find(r->driver) == NULL)
         return fail(L, config_setting_get_member(g, "driver"),
-                    "resource %s: unknown driver \"%s\" (expected \"mysql\" or \"odbc\")", r->name,
-                    r->driver);
+                    "resource %s: unknown driver \"%s\" (expected \"mysql\", \"odbc\" or "
+                    "\"mssql\")",
+                    r->name, r->driver);
+    if (strcmp(r->driver, "mssql") == 0) {
+        /* FreeTDS cannot prepare: SQL Server joins as the last resource. */
+        r->last_resource = true;
+        if (r->port == 0)
+            r->port = 1433;
+        if (r->tds_version[0] == '\0')
+            snprintf(r->tds_version, sizeof r->tds_version, "7.4");
+        if (r->encryption[0] == '\0')
+            snprintf(r->encryption, sizeof r->encryption, "off");
+        if (r->marker_table[0] == '\0')
+            snprintf(r->marker_table, sizeof r->marker_table, "xac_commit_marker");
+    }
     xac_err de;
     xac_err_clear(&de);
     if (drv_check_conf(r, &de) != XAC_OK)

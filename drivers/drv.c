@@ -83,7 +83,63 @@ const drv_ops *drv_find(const char *driver)
         return &drv_mysql_ops;
     if (strcmp(driver, "odbc") == 0)
         return &drv_odbc_ops;
+    if (strcmp(driver, "mssql") == 0)
+        return &drv_mssql_ops;
     return NULL;
+}
+
+static bool one_of(const char *v, const char *const *set)
+{
+    for (; *set != NULL; set++)
+        if (strcmp(v, *set) == 0)
+            return true;
+    return false;
+}
+
+/* A table name the driver can write into SQL as it is. */
+static bool plain_identifier(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s != '\0'; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+/* Empty tds_version, encryption and marker_table mean the defaults. */
+static int check_mssql(const drv_conf *conf, xac_err *err)
+{
+    static const char *const versions[] = {"7.1", "7.2", "7.3", "7.4", NULL};
+    static const char *const modes[] = {"off", "request", "require", NULL};
+    const char *n = conf->name;
+    if (conf->host[0] == '\0')
+        return xac_err_setr(err, XAC_ECONFIG, n, "resource %s: driver mssql needs host", n);
+    if (conf->database[0] == '\0')
+        return xac_err_setr(err, XAC_ECONFIG, n, "resource %s: driver mssql needs database", n);
+    if (conf->tds_version[0] != '\0' && !one_of(conf->tds_version, versions))
+        return xac_err_setr(err, XAC_ECONFIG, n,
+                            "resource %s: tds_version \"%s\" is not one of \"7.1\", \"7.2\", "
+                            "\"7.3\", \"7.4\"",
+                            n, conf->tds_version);
+    if (conf->encryption[0] != '\0' && !one_of(conf->encryption, modes))
+        return xac_err_setr(err, XAC_ECONFIG, n,
+                            "resource %s: encryption \"%s\" is not one of \"off\", "
+                            "\"request\", \"require\"",
+                            n, conf->encryption);
+    if (conf->encryption[0] != '\0' && !drv_mssql_can_set_encryption(conf->encryption))
+        return xac_err_setr(err, XAC_ECONFIG, n,
+                            "resource %s: encryption \"%s\" needs FreeTDS 1.5 or later (this "
+                            "db-lib takes encryption only from freetds.conf); set it there and "
+                            "leave it out here",
+                            n, conf->encryption);
+    if (conf->marker_table[0] != '\0' && !plain_identifier(conf->marker_table))
+        return xac_err_setr(err, XAC_ECONFIG, n,
+                            "resource %s: marker_table \"%s\" must be a plain identifier "
+                            "(a letter or _, then letters, digits or _)",
+                            n, conf->marker_table);
+    return XAC_OK;
 }
 
 int drv_check_conf(const drv_conf *conf, xac_err *err)
@@ -97,9 +153,10 @@ int drv_check_conf(const drv_conf *conf, xac_err *err)
                             "A-Z a-z 0-9 _ -",
                             n, XAC_RESOURCE_MAX);
     if (drv_find(conf->driver) == NULL)
-        return xac_err_setr(err, XAC_ECONFIG, n,
-                            "resource %s: unknown driver '%s' (use \"mysql\" or \"odbc\")", n,
-                            conf->driver);
+        return xac_err_setr(
+            err, XAC_ECONFIG, n,
+            "resource %s: unknown driver '%s' (use \"mysql\", \"odbc\" or \"mssql\")", n,
+            conf->driver);
     if (conf->port < 0 || conf->port > 65535)
         return xac_err_setr(err, XAC_ECONFIG, n,
                             "resource %s: port %d is out of range (0 for the default, or 1-65535)",
@@ -114,6 +171,8 @@ int drv_check_conf(const drv_conf *conf, xac_err *err)
                                 "resource %s: driver mysql needs host or socket", n);
         return XAC_OK;
     }
+    if (strcmp(conf->driver, "mssql") == 0)
+        return check_mssql(conf, err);
     /* odbc */
     if (strcmp(conf->dialect, "postgresql") != 0 && strcmp(conf->dialect, "mysql") != 0)
         return xac_err_setr(

@@ -153,7 +153,7 @@ struct drv_ops {
                     xac_err *err);
 };
 
-/* The driver named by conf->driver ("mysql", "odbc"); NULL when unknown. */
+/* The driver named by conf->driver ("mysql", "odbc", "mssql"); NULL when unknown. */
 const drv_ops *drv_find(const char *driver);
 /* Validates the settings for the driver (names the field at fault). */
 int drv_check_conf(const drv_conf *conf, xac_err *err);

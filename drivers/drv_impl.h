@@ -7,6 +7,13 @@
 
 extern const drv_ops drv_mysql_ops; /* mysql.c */
 extern const drv_ops drv_odbc_ops;  /* odbc.c */
+extern const drv_ops drv_mssql_ops; /* mssql.c */
+
+/* Whether the linked FreeTDS db-lib can apply this encryption setting of an
+ * mssql resource: per connection from FreeTDS 1.5 on; before that only
+ * freetds.conf sets it and its default ("request") stands, so "require"
+ * cannot be promised. Defined in mssql.c. */
+bool drv_mssql_can_set_encryption(const char *encryption);
 
 /* The XA step a MySQL/MariaDB error number was returned in: the same number
  * means different things in different steps (1401 is "retry" on commit). */

@@ -367,12 +367,15 @@ it_rawframe_setup() {
     COMMIT=$(frame 04 "")
 }
 
+# hex_of STRING: its bytes in lower-case hex (od -v: no "*" for repeats).
+hex_of() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
 # Hex encoders for the protocol's fields (docs/protocol.md).
 hx_u16() { printf '%04x' "$1"; }
 hx_u32() { printf '%08x' "$1"; }
 hx_str() {
     printf '%08x' "$(printf '%s' "$1" | wc -c)"
-    printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+    hex_of "$1"
 }
 frame() { # TYPE PAYLOADHEX
     printf '%08x%s%s' $((1 + ${#2} / 2)) "$1" "$2"
@@ -424,7 +427,7 @@ pg_sql() {
 # Prepared branches of this test's node: one line per branch.
 my_prepared() {
     local hex
-    hex=$(printf '%s.' "$IT_NODE" | od -An -tx1 | tr -d ' \n')
+    hex=$(hex_of "$IT_NODE.")
     my_xa_recover_sql | cut -f4 | grep -i "^X'$hex" || true
 }
 pg_prepared() {

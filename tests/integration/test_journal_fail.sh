@@ -56,7 +56,7 @@ last_gtrid() {
 # count_branches GTRID: "MARIADB POSTGRESQL" prepared branches of GTRID.
 count_branches() {
     local hex m p
-    hex=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')
+    hex=$(hex_of "$1")
     m=$(my_prepared | grep -ci "^X'$hex'" || true)
     p=0
     local gid g

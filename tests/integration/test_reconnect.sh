@@ -98,7 +98,6 @@ assert_my_row_free() {
 
 # Protocol frames for prog_rawframe (hex), to see the error code itself,
 # which the xac CLI does not print.
-hex_of() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 hex_str() { printf '%08x%s' "${#1}" "$(hex_of "$1")"; }
 frame() { # TYPE PAYLOAD-HEX
     printf '%08x%s%s' $((${#2} / 2 + 1)) "$1" "$2"

@@ -112,22 +112,21 @@ ended() { log_since | grep -q "gtrid $1 is done on every resource; END written";
 
 # Branches made by hand with this node's XIDs (format "xac1", bqual the
 # resource), as a crashed xacd leaves them.
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 b64url() { printf '%s' "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; }
 FID=2019648305 # "xac1"
 
 # my_strand GTRID ID: a prepared branch of ours on bank_a, its session gone.
 my_strand() {
-    my_sql "$XAC_TEST_MYSQL_DB" "XA START X'$(hex "$1")',X'$(hex bank_a)',$FID;
-        INSERT INTO $T VALUES ($2, 1); XA END X'$(hex "$1")',X'$(hex bank_a)',$FID;
-        XA PREPARE X'$(hex "$1")',X'$(hex bank_a)',$FID" || fail "could not prepare $1 on MariaDB"
+    my_sql "$XAC_TEST_MYSQL_DB" "XA START X'$(hex_of "$1")',X'$(hex_of bank_a)',$FID;
+        INSERT INTO $T VALUES ($2, 1); XA END X'$(hex_of "$1")',X'$(hex_of bank_a)',$FID;
+        XA PREPARE X'$(hex_of "$1")',X'$(hex_of bank_a)',$FID" || fail "could not prepare $1 on MariaDB"
 }
 pg_strand() {
     pg_sql "BEGIN; INSERT INTO $T VALUES ($2, 1);
         PREPARE TRANSACTION '$FID.$(b64url "$1").$(b64url bank_b)'" > /dev/null ||
         fail "could not prepare $1 on PostgreSQL"
 }
-my_has() { my_prepared | grep -qi "$(hex "$1")"; }
+my_has() { my_prepared | grep -qi "$(hex_of "$1")"; }
 pg_has() { pg_sql "SELECT gid FROM pg_prepared_xacts" | grep -q "^$FID\.$(b64url "$1")\."; }
 not() { ! "$@"; }
 

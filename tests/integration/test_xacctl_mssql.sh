@@ -28,11 +28,10 @@ echo "recovery = { interval_ms = 500; grace_ms = 60000; retry_min_ms = 500; retr
 ms_sql "IF OBJECT_ID(N'$T', N'U') IS NOT NULL DROP TABLE $T" > /dev/null
 ms_sql "CREATE TABLE $T (id INT PRIMARY KEY, what VARCHAR(40) NOT NULL)" > /dev/null
 
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 # seed ID FORMAT_ID GTRID BQUAL: a prepared branch inserting row ID, as the
 # stand-in stores an XA prepare.
 seed() {
-    store_sql "BEGIN; INSERT INTO $T (id, what) VALUES ($1, 'seeded $3'); PREPARE TRANSACTION 'tds:$2.$(hex "$3").$(hex "$4")'" > /dev/null ||
+    store_sql "BEGIN; INSERT INTO $T (id, what) VALUES ($1, 'seeded $3'); PREPARE TRANSACTION 'tds:$2.$(hex_of "$3").$(hex_of "$4")'" > /dev/null ||
         fail "could not seed a prepared branch in the stand-in's store"
 }
 row() { ms_sql "SELECT COUNT(*) FROM $T WHERE id = $1" | tr -d ' \t\r'; }
@@ -84,11 +83,11 @@ seed 3 $FID "$OURS2" bank_m
 seed 4 4660 "$FOREIGN.2" branch-1
 start_xacd
 for i in $(seq 1 100); do
-    [ -z "$(store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid = 'tds:$FID.$(hex "$OURS2").$(hex bank_m)'")" ] && break
+    [ -z "$(store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid = 'tds:$FID.$(hex_of "$OURS2").$(hex_of bank_m)'")" ] && break
     sleep 0.2
 done
 assert_eq 0 "$(row 3)" "the recovery loop rolled back our branch of an earlier run"
-assert_eq "" "$(store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid = 'tds:$FID.$(hex "$OURS2").$(hex bank_m)'")" "our branch is no longer prepared"
+assert_eq "" "$(store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid = 'tds:$FID.$(hex_of "$OURS2").$(hex_of bank_m)'")" "our branch is no longer prepared"
 xacctl list
 assert_contains "$(printf '%s\n' "$XC_OUT" | grep -F "$FOREIGN.2" || true)" "foreign" "online: the foreign branch is listed"
 xacctl --resource bank_m --force rollback "'$FOREIGN.2','branch-1',4660"
