@@ -553,13 +553,14 @@ drop_accounts() {
 # tsql, prints tab-separated rows, no header. Works against the stand-in and
 # a real server alike.
 ms_sql() {
-    local out
+    local out err=$IT_DIR/tsql.err
     out=$(printf '%s\ngo\n' "$1" | TDSVER=7.4 tsql -H "$XAC_TEST_MSSQL_HOST" -p "$XAC_TEST_MSSQL_PORT" \
-        -U "$XAC_TEST_MSSQL_USER" -P "$XAC_TEST_MSSQL_PASSWORD" -D "$XAC_TEST_MSSQL_DB" -o fhq 2>&1) || {
-        printf '%s\n' "$out" >&2
+        -U "$XAC_TEST_MSSQL_USER" -P "$XAC_TEST_MSSQL_PASSWORD" -D "$XAC_TEST_MSSQL_DB" -o fhq 2> "$err") || {
+        cat "$err" >&2
         return 1
     }
-    printf '%s\n' "$out" | grep -v -e '^Msg [0-9]' -e '^$' -e '^locale' -e '^using default charset' \
+    # SQL Server's messages go to stderr; the rows are what is left here.
+    printf '%s\n' "$out" | grep -v -e '^$' -e '^locale' -e '^using default charset' \
         -e '^Setting ' -e '^Changed ' || true
 }
 

@@ -56,7 +56,7 @@ it_drop_tables() {
     for g in $(store_sql "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tds:%.$GT_HEX%'"); do
         store_sql "ROLLBACK PREPARED '$g'" > /dev/null
     done
-    store_sql "DROP TABLE IF EXISTS $C, $P, $T, $D" > /dev/null
+    store_sql "SET lock_timeout = '10s'; DROP TABLE IF EXISTS $C, $P, $T, $D" > /dev/null
 }
 it_drop_tables
 
