@@ -933,6 +933,24 @@ static bool recov_sleep_locked(engine *e, recov_res *rr, uint64_t deadline_us)
     return !e->recov_stop;
 }
 
+/* need_recovery for the resources whose last pass reached them. */
+static void need_recovery_up(engine *e)
+{
+    bool *up = calloc(e->nrr ? e->nrr : 1, sizeof *up);
+    if (up == NULL)
+        return; /* the periodic passes get there */
+    pthread_mutex_lock(&e->hmu);
+    for (size_t i = 0; i < e->nrr; i++)
+        up[i] = e->rr[i].health.retry_ms == 0;
+    pthread_mutex_unlock(&e->hmu);
+    pthread_mutex_lock(&e->qmu);
+    for (size_t i = 0; i < e->nrr; i++)
+        e->rr[i].needed |= up[i];
+    pthread_cond_broadcast(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+    free(up);
+}
+
 static void *recov_main(void *arg)
 {
     recov_res *rr = arg;
@@ -962,9 +980,10 @@ static void *recov_main(void *arg)
         memset(&r, 0, sizeof r);
         recov_run(e, rr, &r);
         /* What this pass committed ends once every resource of its record
-         * was found clean: ask them now rather than at their next interval. */
+         * was found clean: ask the reachable ones now rather than at their
+         * next interval (one that is down keeps its backoff). */
         if (r.committed > 0)
-            need_recovery(e);
+            need_recovery_up(e);
         pthread_mutex_lock(&e->qmu);
         recov_sweep_locked(e, rr);
         pthread_mutex_unlock(&e->qmu);

@@ -584,39 +584,27 @@ static void adopt(const rec_ctx *ctx, const char *res, const char *gtrid, const 
         step(ctx, REC_STEP_AFTER_ADOPT);
 }
 
+/* Commits d's branch; where: the last resource whose commit marker decided
+ * it ("" when the journal did). */
+static bool commit_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
+                       const char *where, rec_report *r)
+{
+    if (where[0] != '\0')
+        adopt(ctx, res, d->xid.gtrid, where);
+    xac_err e;
+    xac_err_clear(&e);
+    step(ctx, REC_STEP_BEFORE_COMMIT);
+    int x = drv_commit(c, &d->xid, false, &e);
+    step(ctx, REC_STEP_AFTER_COMMIT);
+    return record_outcome(ctx, res, c, d, &commit_words, x, &e, r, &r->committed);
+}
+
 static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const drv_indoubt *d,
                         const rec_branch *b, rec_report *r)
 {
     const char *g = d->xid.gtrid;
-    rec_decision dec = b->decision;
-    xac_err e;
-    xac_err_clear(&e);
-    char where[XAC_RESOURCE_MAX + 1];
-    snprintf(where, sizeof where, "%s", b->marker);
-    if (dec == REC_ROLLBACK && !is_live(ctx, g) && !journal_is_committed(ctx->journal, g) &&
-        !must_hold(ctx) && rec_has_last_resource(ctx)) {
-        /* Fence the gtrid on every last resource before the rollback: once
-         * each holds an abort row, no commit of it can land there later. */
-        drv_marker m;
-        if (rec_marker_check(ctx, g, true, &m, where, &e) != XAC_OK) {
-            xac_logw("recovery: gtrid %s on resource %s is left prepared: %s", g, res, e.msg);
-            r->failed++;
-            return false;
-        }
-        if (m == DRV_MARKER_COMMITTED)
-            dec = REC_COMMIT;
-        else
-            step(ctx, REC_STEP_AFTER_FENCE);
-        xac_err_clear(&e);
-    }
-    if (dec == REC_COMMIT) {
-        if (where[0] != '\0')
-            adopt(ctx, res, g, where);
-        step(ctx, REC_STEP_BEFORE_COMMIT);
-        int x = drv_commit(c, &d->xid, false, &e);
-        step(ctx, REC_STEP_AFTER_COMMIT);
-        return record_outcome(ctx, res, c, d, &commit_words, x, &e, r, &r->committed);
-    }
+    if (b->decision == REC_COMMIT)
+        return commit_one(ctx, res, c, d, b->marker, r);
     /* REC_ROLLBACK. Check the journal once more right before acting: a COMMIT
      * record must win whatever happened since the listing, and a journal that
      * failed since then may hold a COMMIT it could not confirm. */
@@ -632,6 +620,22 @@ static bool resolve_one(const rec_ctx *ctx, const char *res, drv_conn *c, const 
                  g, res);
         r->held++;
         return false;
+    }
+    xac_err e;
+    xac_err_clear(&e);
+    if (rec_has_last_resource(ctx)) {
+        /* Fence the gtrid on every last resource before the rollback: once
+         * each holds an abort row, no commit of it can land there later. */
+        drv_marker m;
+        char where[XAC_RESOURCE_MAX + 1];
+        if (rec_marker_check(ctx, g, true, &m, where, &e) != XAC_OK) {
+            xac_logw("recovery: gtrid %s on resource %s is left prepared: %s", g, res, e.msg);
+            r->failed++;
+            return false;
+        }
+        if (m == DRV_MARKER_COMMITTED)
+            return commit_one(ctx, res, c, d, where, r);
+        step(ctx, REC_STEP_AFTER_FENCE);
     }
     step(ctx, REC_STEP_BEFORE_ROLLBACK);
     int x = drv_rollback(c, &d->xid, &e);
