@@ -759,9 +759,11 @@ static bool live_cb(void *arg, const char *gtrid)
     return engine_is_live(arg, gtrid);
 }
 
+static int status_of(engine *e, const char *gtrid, bool ask_markers);
+
 static bool finished_cb(void *arg, const char *gtrid)
 {
-    int st = engine_status(arg, gtrid);
+    int st = status_of(arg, gtrid, false);
     return st == XAC_STATE_COMMITTED || st == XAC_STATE_ROLLED_BACK;
 }
 
@@ -856,16 +858,18 @@ static void recov_run(engine *e, recov_res *rr, rec_report *r)
  * queued markers of ended transactions are removed, and the first time the
  * resource answers, orphan markers are adopted into the journal
  * (rec_marker_sweep). A failed sweep puts its batch back for the next one. */
-static void recov_sweep_locked(engine *e, recov_res *rr)
+static void recov_sweep_locked(engine *e, recov_res *rr, bool may_adopt)
 {
     rr->sweep = false;
     if (!e->cfg->resources[rr->ri].last_resource)
         return;
     char(*batch)[XAC_GTRID_MAX + 1] = rr->ended;
     size_t n = rr->nended;
+    if (n == 0 && !may_adopt)
+        return;
     rr->ended = NULL;
     rr->nended = rr->ended_cap = 0;
-    bool adopt = !rr->adopted;
+    bool adopt = may_adopt && !rr->adopted;
     pthread_mutex_unlock(&e->qmu);
 
     if (n > 0)
@@ -887,7 +891,7 @@ static void recov_sweep_locked(engine *e, recov_res *rr)
 
     pthread_mutex_lock(&e->qmu);
     if (rc == XAC_OK) {
-        rr->adopted = true;
+        rr->adopted |= adopt;
         free(batch);
         return;
     }
@@ -963,7 +967,7 @@ static void *recov_main(void *arg)
         if (!recov_sleep_locked(e, rr, next))
             break;
         if (rr->sweep && !rr->needed && xac_now_mono_us() < next) {
-            recov_sweep_locked(e, rr); /* a full batch: no pass needed */
+            recov_sweep_locked(e, rr, true); /* a full batch: no pass needed */
             continue;
         }
         if (rr->needed && next != 0) {
@@ -985,7 +989,7 @@ static void *recov_main(void *arg)
         if (r.committed > 0)
             need_recovery_up(e);
         pthread_mutex_lock(&e->qmu);
-        recov_sweep_locked(e, rr);
+        recov_sweep_locked(e, rr, true);
         pthread_mutex_unlock(&e->qmu);
         unsigned wait_ms = cfg->recovery_interval_ms;
         if (r.resources_down > 0 || r.failed > 0) {
@@ -1012,6 +1016,8 @@ static void *recov_main(void *arg)
         if (next == 0)
             next = 1;
     }
+    /* A clean stop removes the markers of what ended since the last sweep. */
+    recov_sweep_locked(e, rr, false);
     pthread_mutex_unlock(&e->qmu);
     return NULL;
 }
@@ -1794,7 +1800,31 @@ int engine_rollback(engine *e, txn *t, xac_err *err)
     return XAC_OK;
 }
 
-int engine_status(engine *e, const char *gtrid)
+/* STATUS of a gtrid of ours that is neither live, nor recently finished, nor
+ * in the journal: a last resource's commit marker may still say it committed
+ * (a lost link at its commit, or a crash before the COMMIT record). UNKNOWN
+ * must mean "did not commit", so the lookup fences: after it, no commit of
+ * the gtrid can land. A last resource that cannot be asked leaves it open. */
+static int marker_status(engine *e, const char *gtrid)
+{
+    size_t nl = strlen(e->cfg->node_id);
+    if (!e->has_last_resource || strncmp(gtrid, e->cfg->node_id, nl) != 0 || gtrid[nl] != '.')
+        return XAC_STATE_UNKNOWN;
+    rec_ctx ctx;
+    engine_rec_ctx(e, &ctx);
+    drv_marker m;
+    char where[XAC_RESOURCE_MAX + 1];
+    xac_err err;
+    xac_err_clear(&err);
+    if (rec_marker_check(&ctx, gtrid, true, &m, where, &err) != XAC_OK) {
+        xac_logw("engine: STATUS of %s: %s", gtrid, err.msg);
+        return XAC_STATE_PREPARING;
+    }
+    return m == DRV_MARKER_COMMITTED ? XAC_STATE_COMMITTING : XAC_STATE_UNKNOWN;
+}
+
+/* engine_status; ask_markers false answers from memory and the journal only. */
+static int status_of(engine *e, const char *gtrid, bool ask_markers)
 {
     pthread_mutex_lock(&e->tmu);
     txn *t = table_find_locked(e, gtrid);
@@ -1821,7 +1851,12 @@ int engine_status(engine *e, const char *gtrid)
     pthread_mutex_unlock(&e->tmu);
     if (e->j != NULL && journal_is_committed(e->j, gtrid))
         return XAC_STATE_COMMITTING;
-    return XAC_STATE_UNKNOWN;
+    return ask_markers ? marker_status(e, gtrid) : XAC_STATE_UNKNOWN;
+}
+
+int engine_status(engine *e, const char *gtrid)
+{
+    return status_of(e, gtrid, true);
 }
 
 bool engine_is_live(engine *e, const char *gtrid)

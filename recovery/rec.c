@@ -596,6 +596,14 @@ static bool commit_one(const rec_ctx *ctx, const char *res, drv_conn *c, const d
     step(ctx, REC_STEP_BEFORE_COMMIT);
     int x = drv_commit(c, &d->xid, false, &e);
     step(ctx, REC_STEP_AFTER_COMMIT);
+    if (x == XAER_NOTA && where[0] != '\0' && ctx->finished_here != NULL &&
+        ctx->finished_here(ctx->live_arg, d->xid.gtrid)) {
+        /* Listed while the engine was committing it; its END came before
+         * the marker's removal, so the marker was read as an orphan. */
+        xac_logi("recovery: gtrid %s on resource %s: committed by xacd itself since the listing",
+                 d->xid.gtrid, res);
+        return false;
+    }
     return record_outcome(ctx, res, c, d, &commit_words, x, &e, r, &r->committed);
 }
 

@@ -1,33 +1,44 @@
 /* The load of test_torture.sh: many libxac clients that move money between
- * accounts in MariaDB (bank_a) and accounts in PostgreSQL (bank_b) while the
- * test kills and restarts xacd and both servers under them. Each transfer is
- * one global transaction that updates one account on each side and inserts a
- * row with the transfer's unique id on each side, so that the test can check
- * afterwards, from the databases alone, that every transfer happened on both
- * sides or on neither. Whatever xacd acknowledged as committed is appended to
- * ACKED, one id a line, by write(2) on an O_APPEND file as soon as the answer
- * arrives: those lines survive anything that happens to this program. When an
- * outcome is unknown (the connection to xacd was lost, or another error that
- * is not a clean rollback), nothing is recorded for it; the thread asks xacd
- * for the gtrid's state once it has a connection again and appends
- * "ID STATE" to STATUS, which the test checks too (COMMITTED and COMMITTING
- * must be on both sides, ROLLED_BACK on neither).
+ * accounts in MariaDB (bank_a), PostgreSQL (bank_b) and, when TABLE_M is
+ * given, SQL Server (bank_m, a last resource) while the test kills, freezes
+ * and restarts xacd and the servers under them. Each transfer is one global
+ * transaction that updates one account on each side and inserts a row with
+ * the transfer's unique id and that side's amount on each side, so that the
+ * test can check afterwards, from the databases alone, that every transfer
+ * happened on all sides or on none: with two sides the amounts are +x and -x;
+ * with three they are +x on bank_a, +y on bank_b and -(x+y) on bank_m (x and
+ * y of either sign), so that money moves between all three. Whatever xacd
+ * acknowledged as committed is appended to ACKED, one id a line, by write(2)
+ * on an O_APPEND file as soon as the answer arrives: those lines survive
+ * anything that happens to this program. When an outcome is unknown (the
+ * connection to xacd was lost, or another error that is not a clean
+ * rollback), nothing is recorded for it; the thread asks xacd for the gtrid's
+ * state (at once if its connection survived, else once it has a connection
+ * again) and appends "ID STATE MS" to STATUS (MS: when the answer came, Unix
+ * time in milliseconds), which the test checks too (COMMITTED and COMMITTING
+ * must be on every side, ROLLED_BACK on none).
  *
- *   prog_torture ACKED STATUS TABLE THREADS ACCOUNTS
+ *   prog_torture ACKED STATUS TABLE THREADS ACCOUNTS [TABLE_M]
  *
- * TABLE names the tables on both sides: TABLE_acct(id, balance) with ids
- * 1..ACCOUNTS and TABLE_xfer(id, acct, amount). The amounts come and go in
- * both directions. Every statement runs on bank_a first: a global transaction
- * that locked a row of bank_b and waits for one of bank_a could deadlock
- * across the two servers, which neither database can see. Connection settings
- * come from XAC_ADDR, XAC_CLIENT and XAC_TOKEN. Runs until SIGTERM or SIGINT,
- * then lets each thread finish its transfer and prints one summary line:
- * "attempts N committed N rolled_back N abandoned N unknown N
- * connect_failures N anomalies N" (rolled_back: COMMIT answered rolled back;
- * abandoned: BEGIN or a statement failed, so COMMIT was never sent), then
- * "failures by code:" with a count per XAC_E* code of the calls that ended a
- * transfer early. Exit 0, or 1 when an anomaly was seen (an UPDATE that did
- * not find its account), 2 on bad arguments. */
+ * TABLE names the tables on bank_a and bank_b, TABLE_M those on bank_m:
+ * X_acct(id, balance) with ids 1..ACCOUNTS and X_xfer(id, acct, amount). The
+ * amounts come and go in every direction. Every transfer runs its statements
+ * in one fixed order, bank_a, then bank_b, then bank_m: a global transaction
+ * that locked a row on a later resource and waits for one on an earlier
+ * resource could deadlock across servers, which no database can see. (bank_m
+ * last also matches the commit: its local commit is the decision, after the
+ * others are prepared.) Connection settings come from XAC_ADDR, XAC_CLIENT
+ * and XAC_TOKEN. Runs until SIGTERM or SIGINT, then lets each thread finish
+ * its transfer and prints one summary line: "attempts N committed N
+ * rolled_back N abandoned N unknown N connect_failures N anomalies N"
+ * (rolled_back: COMMIT answered rolled back; abandoned: BEGIN or a statement
+ * failed, so COMMIT was never sent), then "failures by code:" with a count per
+ * XAC_E* code of the calls that ended a transfer early, and logs the first
+ * 20 messages of refused statements and commits. With XAC_TORTURE_GTRIDS set,
+ * each transfer appends "ID GTRID" to that file as it begins, so that the
+ * test can show xacd's log lines for a transfer it finds wrong. Exit 0, or 1
+ * when an anomaly was seen (an UPDATE that did not find its account), 2 on
+ * bad arguments. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -51,8 +62,8 @@
 #define TRANSFER_PER_TH 1000000000LL
 
 static volatile sig_atomic_t stop_flag;
-static int acked_fd = -1, status_fd = -1;
-static const char *addr, *client, *token, *table;
+static int acked_fd = -1, status_fd = -1, gtrids_fd = -1;
+static const char *addr, *client, *token, *table, *table_m; /* table_m NULL: two sides */
 static long accounts;
 
 /* Why transfers did not commit, by XAC_E* code. */
@@ -62,6 +73,18 @@ static atomic_ullong n_by_code[NCODES];
 static void count_code(int rc)
 {
     atomic_fetch_add(&n_by_code[rc >= 0 && rc < NCODES ? rc : 0], 1);
+}
+
+/* The first few messages of refused statements and commits go to the log,
+ * so that a run shows what its failures were, not only how many. */
+#define NOTES_MAX 20
+static atomic_int n_notes;
+
+static void note_failure(const char *what, int rc, const xac_error *e)
+{
+    if ((rc == XAC_ESQL || rc == XAC_EROLLBACK) && atomic_fetch_add(&n_notes, 1) < NOTES_MAX)
+        xac_logi("%s failed (%s)%s%s: %s", what, xac_strerror(rc), e->resource[0] ? " on " : "",
+                 e->resource, e->msg);
 }
 
 static atomic_ullong n_attempts, n_committed, n_rolled_back, n_abandoned, n_unknown, n_connect_fail,
@@ -128,17 +151,22 @@ static void ask_pending(worker *w)
         xac_error e;
         if (xac_status(w->c, p->gtrid, &state, &e) != XAC_OK)
             return;
+        /* The answer's wall-clock time (ms), to set it against xacd's logs. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
         char line[128];
-        snprintf(line, sizeof line, "%lld %s\n", p->id, xac_state_name(state));
+        snprintf(line, sizeof line, "%lld %s %lld\n", p->id, xac_state_name(state),
+                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
         append_line(status_fd, line);
         w->npend--;
     }
 }
 
-static int exec_update(xac_tx *tx, const char *res, long long delta, long acct, xac_error *e)
+static int exec_update(xac_tx *tx, const char *res, const char *tab, long long delta, long acct,
+                       xac_error *e)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "UPDATE %s_acct SET balance = balance + ? WHERE id = ?", table);
+    snprintf(sql, sizeof sql, "UPDATE %s_acct SET balance = balance + ? WHERE id = ?", tab);
     xac_param p[] = {xac_int(delta), xac_int(acct)};
     xac_result *r = NULL;
     int rc = xac_exec(tx, res, sql, p, 2, &r, e);
@@ -155,11 +183,11 @@ static int exec_update(xac_tx *tx, const char *res, long long delta, long acct, 
     return XAC_OK;
 }
 
-static int exec_insert(xac_tx *tx, const char *res, long long id, long acct, long long delta,
-                       xac_error *e)
+static int exec_insert(xac_tx *tx, const char *res, const char *tab, long long id, long acct,
+                       long long delta, xac_error *e)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "INSERT INTO %s_xfer (id, acct, amount) VALUES (?, ?, ?)", table);
+    snprintf(sql, sizeof sql, "INSERT INTO %s_xfer (id, acct, amount) VALUES (?, ?, ?)", tab);
     xac_param p[] = {xac_int(id), xac_int(acct), xac_int(delta)};
     return xac_exec(tx, res, sql, p, 3, NULL, e);
 }
@@ -173,8 +201,15 @@ static int transfer(worker *w)
     long long id = (long long)(w->no + 1) * TRANSFER_PER_TH + ++w->seq;
     long acct_a = (long)(rnd(&w->seed) % (uint64_t)accounts) + 1;
     long acct_b = (long)(rnd(&w->seed) % (uint64_t)accounts) + 1;
+    long acct_m = (long)(rnd(&w->seed) % (uint64_t)accounts) + 1;
     long long amount = (long long)(rnd(&w->seed) % 100) + 1;
     long long delta_a = rnd(&w->seed) & 1 ? amount : -amount;
+    long long delta_b = -delta_a, delta_m = 0;
+    if (table_m != NULL) {
+        long long amount_b = (long long)(rnd(&w->seed) % 100) + 1;
+        delta_b = rnd(&w->seed) & 1 ? amount_b : -amount_b;
+        delta_m = -(delta_a + delta_b);
+    }
     xac_tx *tx = NULL;
     xac_error e;
     atomic_fetch_add(&n_attempts, 1);
@@ -185,13 +220,23 @@ static int transfer(worker *w)
     }
     char gtrid[XAC_GTRID_MAX + 1];
     snprintf(gtrid, sizeof gtrid, "%s", xac_tx_gtrid(tx));
-    if ((rc = exec_update(tx, "bank_a", delta_a, acct_a, &e)) != XAC_OK ||
-        (rc = exec_insert(tx, "bank_a", id, acct_a, delta_a, &e)) != XAC_OK ||
-        (rc = exec_update(tx, "bank_b", -delta_a, acct_b, &e)) != XAC_OK ||
-        (rc = exec_insert(tx, "bank_b", id, acct_b, -delta_a, &e)) != XAC_OK) {
+    if (gtrids_fd >= 0) {
+        char line[XAC_GTRID_MAX + 32];
+        snprintf(line, sizeof line, "%lld %s\n", id, gtrid);
+        append_line(gtrids_fd, line);
+    }
+    /* The fixed order of the header: bank_a, bank_b, bank_m. */
+    if ((rc = exec_update(tx, "bank_a", table, delta_a, acct_a, &e)) != XAC_OK ||
+        (rc = exec_insert(tx, "bank_a", table, id, acct_a, delta_a, &e)) != XAC_OK ||
+        (rc = exec_update(tx, "bank_b", table, delta_b, acct_b, &e)) != XAC_OK ||
+        (rc = exec_insert(tx, "bank_b", table, id, acct_b, delta_b, &e)) != XAC_OK ||
+        (table_m != NULL &&
+         ((rc = exec_update(tx, "bank_m", table_m, delta_m, acct_m, &e)) != XAC_OK ||
+          (rc = exec_insert(tx, "bank_m", table_m, id, acct_m, delta_m, &e)) != XAC_OK))) {
         /* Nothing was prepared yet: the rollback is certain unless the
          * connection is gone, and then xacd rolls back as the session ends. */
         count_code(rc);
+        note_failure("a statement", rc, &e);
         xac_error e2;
         int rrc = xac_rollback(tx, &e2);
         atomic_fetch_add(&n_abandoned, 1);
@@ -206,6 +251,7 @@ static int transfer(worker *w)
         return NEXT;
     }
     count_code(rc);
+    note_failure("COMMIT", rc, &e);
     if (rc == XAC_EROLLBACK) {
         atomic_fetch_add(&n_rolled_back, 1);
         return PAUSE;
@@ -243,6 +289,9 @@ static void *worker_main(void *arg)
             w->c = NULL;
         } else if (next == PAUSE) {
             sleep_ms(BACKOFF_MIN_MS + (long)(rnd(&w->seed) % BACKOFF_MIN_MS));
+            /* An outcome lost with the connection still up (ERMFAIL, say):
+             * the same xacd is asked at once, as a client would. */
+            ask_pending(w);
         }
     }
     if (w->c != NULL)
@@ -253,11 +302,12 @@ static void *worker_main(void *arg)
 int main(int argc, char **argv)
 {
     xac_log_init("prog_torture", XAC_LOG_INFO, NULL, NULL);
-    if (argc != 6) {
-        xac_loge("usage: prog_torture ACKED STATUS TABLE THREADS ACCOUNTS");
+    if (argc != 6 && argc != 7) {
+        xac_loge("usage: prog_torture ACKED STATUS TABLE THREADS ACCOUNTS [TABLE_M]");
         return 2;
     }
     table = argv[3];
+    table_m = argc == 7 ? argv[6] : NULL;
     long nthreads = strtol(argv[4], NULL, 10);
     accounts = strtol(argv[5], NULL, 10);
     if (nthreads < 1 || nthreads > MAX_THREADS || accounts < 1) {
@@ -275,6 +325,12 @@ int main(int argc, char **argv)
     status_fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (acked_fd < 0 || status_fd < 0) {
         xac_loge("cannot open %s or %s: %s", argv[1], argv[2], strerror(errno));
+        return 2;
+    }
+    const char *gf = getenv("XAC_TORTURE_GTRIDS");
+    if (gf != NULL && gf[0] != '\0' &&
+        (gtrids_fd = open(gf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        xac_loge("cannot open %s: %s", gf, strerror(errno));
         return 2;
     }
     struct sigaction sa;
@@ -304,6 +360,8 @@ int main(int argc, char **argv)
         pthread_join(tids[i], NULL);
     close(acked_fd);
     close(status_fd);
+    if (gtrids_fd >= 0)
+        close(gtrids_fd);
     xac_out("attempts %llu committed %llu rolled_back %llu abandoned %llu unknown %llu "
             "connect_failures %llu anomalies %llu\n",
             (unsigned long long)n_attempts, (unsigned long long)n_committed,
