@@ -22,6 +22,7 @@ typedef struct loader {
     const char *path;
     char dir[PATH_MAX]; /* the config file's directory, for relative secret files */
     xac_err *err;
+    bool allow_null_driver; /* testing.allow_null_driver, read before the resources */
 } loader;
 
 static int fail(loader *L, const config_setting_t *s, const char *fmt, ...)
@@ -406,7 +407,7 @@ static int load_recovery(loader *L, const config_setting_t *root, xacd_config *c
 
 static int load_testing(loader *L, const config_setting_t *root, xacd_config *cfg)
 {
-    static const char *const keys[] = {"fault_injection", NULL};
+    static const char *const keys[] = {"fault_injection", "allow_null_driver", NULL};
     config_setting_t *g;
     int rc = get_group(L, root, "testing", &g);
     if (rc != XAC_OK || g == NULL)
@@ -414,11 +415,17 @@ static int load_testing(loader *L, const config_setting_t *root, xacd_config *cf
     if ((rc = check_keys(L, g, keys, "testing")) != XAC_OK)
         return rc;
     config_setting_t *s = config_setting_get_member(g, "fault_injection");
-    if (s == NULL)
-        return XAC_OK;
-    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-        return fail(L, s, "testing.fault_injection must be true or false");
-    cfg->fault_injection = config_setting_get_bool(s) != 0;
+    if (s != NULL) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+            return fail(L, s, "testing.fault_injection must be true or false");
+        cfg->fault_injection = config_setting_get_bool(s) != 0;
+    }
+    s = config_setting_get_member(g, "allow_null_driver");
+    if (s != NULL) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+            return fail(L, s, "testing.allow_null_driver must be true or false");
+        L->allow_null_driver = config_setting_get_bool(s) != 0;
+    }
     return XAC_OK;
 }
 
@@ -560,6 +567,13 @@ static int load_resource(loader *L, const config_setting_t *g, size_t idx, xacd_
                     "resource %s: unknown driver \"%s\" (expected \"mysql\", \"odbc\" or "
                     "\"mssql\")",
                     r->name, r->driver);
+    /* A null resource "commits" without storing anything: a production
+     * config that named it by mistake would lose every write silently. */
+    if (strcmp(r->driver, "null") == 0 && !L->allow_null_driver)
+        return fail(L, config_setting_get_member(g, "driver"),
+                    "resource %s: driver \"null\" stores nothing and is for benchmarks and "
+                    "tests only; to allow it, add testing = { allow_null_driver = true; };",
+                    r->name);
     if (strcmp(r->driver, "mssql") == 0) {
         /* FreeTDS cannot prepare: SQL Server joins as the last resource. */
         r->last_resource = true;

@@ -8,6 +8,7 @@
 extern const drv_ops drv_mysql_ops; /* mysql.c */
 extern const drv_ops drv_odbc_ops;  /* odbc.c */
 extern const drv_ops drv_mssql_ops; /* mssql.c */
+extern const drv_ops drv_null_ops;  /* null.c: benchmarks and tests only */
 
 /* Whether the linked FreeTDS db-lib can apply this encryption setting of an
  * mssql resource: per connection from FreeTDS 1.5 on; before that only
