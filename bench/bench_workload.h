@@ -5,8 +5,8 @@
  * `direct` (each client issues XA itself through xac's own drivers, branches
  * prepared and committed in parallel, no coordinator and no log: the ceiling)
  * and `local` (one plain local transaction per database, no atomicity: what an
- * application without 2PC pays). /work/notes/bench-iface.md has the contract
- * with xac_bench.c. */
+ * application without 2PC pays). This header is their whole interface: the
+ * xac mode of xac-bench runs the same statements (bench_workload_stmts). */
 #ifndef XAC_BENCH_WORKLOAD_H
 #define XAC_BENCH_WORKLOAD_H
 

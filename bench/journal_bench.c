@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cli.h"
 #include "journal.h"
 #include "xac_common.h"
 
@@ -122,26 +123,7 @@ static void usage(void)
 
 static int parse_clients(const char *s, opts *o, xac_err *err)
 {
-    o->npoints = 0;
-    const char *p = s;
-    while (*p != '\0') {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno != 0 || v < 1 || v > 4096 || (*end != ',' && *end != '\0'))
-            return xac_err_set(err, XAC_EINVAL,
-                               "--clients \"%s\": expected a comma-separated list of numbers "
-                               "1..4096",
-                               s);
-        if (o->npoints == MAX_POINTS)
-            return xac_err_set(err, XAC_EINVAL, "--clients \"%s\": at most %d points", s,
-                               MAX_POINTS);
-        o->clients[o->npoints++] = (int)v;
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (o->npoints == 0)
-        return xac_err_set(err, XAC_EINVAL, "--clients is empty");
-    return XAC_OK;
+    return bench_parse_clients(s, o->clients, MAX_POINTS, 4096, &o->npoints, err);
 }
 
 /* Returns 1 when --help was asked for. */
