@@ -1,5 +1,6 @@
-/* A standalone runner for xac-bench's `direct` and `local` modes, until
- * xac-bench drives them itself: for each workload it creates the accounts
+/* A standalone runner for xac-bench's `direct` and `local` modes with no
+ * xacd (xac-bench runs them next to the xac mode; this is for trying a
+ * driver change in one mode alone): for each workload it creates the accounts
  * tables, then runs every mode at every client count for a fixed time and
  * prints throughput and latency percentiles, after checking that the run
  * kept the money and committed exactly the updates it counted. It needs the

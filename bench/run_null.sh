@@ -4,9 +4,13 @@
 # file system, so that every commit decision is fdatasync'ed. xac-bench runs
 # the null2 workload (BEGIN, a statement on each resource, COMMIT: a
 # two-phase commit with a durable COMMIT record) at 1, 8, 64 and 256 clients
-# and prints the table; xacd's own count of commits is printed after it.
+# (closed loop: the curve), then the offered-load point: 10,000 transactions/s
+# offered by 64 paced clients (xac-bench --rate; latency counted from each
+# transaction's scheduled start, so that queueing shows in p95), and prints
+# the tables; xacd's own count of commits is printed after them.
 #
 #   bench/run_null.sh [--build DIR] [--dir DIR] [--workers N] [--keep] [--any-fs]
+#                     [--rate R] [--rate-clients N] [--no-rate]
 #                     [-- XAC_BENCH_OPTIONS...]
 #
 # --build DIR   the build directory (default $XAC_BUILD_DIR, else ./build)
@@ -16,8 +20,14 @@
 # --keep        keep the work directory (default: removed when all went well)
 # --any-fs      allow a journal on tmpfs/ramfs, where fdatasync costs nothing
 #               (the smoke test only; the figures would flatter xacd)
+# --rate R      the offered-load point's total rate (default 10000)
+# --rate-clients N  its clients (default 64)
+# --no-rate     run the curve only
 # Options after -- go to xac-bench and override its defaults (see
-# xac-bench --help): e.g. -- --seconds 10 --csv null.csv --plot null.png
+# xac-bench --help): e.g. -- --seconds 10 --csv null.csv --plot null.png.
+# They apply to both runs, except that the offered-load point has its own
+# --clients and --rate, writes its CSV next to the curve's with "-rate"
+# before .csv (null-rate.csv), and is not plotted.
 # The exit status is xac-bench's (0 only when no transaction failed), or 1
 # when xacd could not be started or stopped cleanly.
 set -euo pipefail
@@ -28,20 +38,25 @@ dir=""
 workers=64
 keep=0
 any_fs=0
+rate=10000
+rate_clients=64
 bench_args=()
 while [ $# -gt 0 ]; do
     case $1 in
-    --build | --dir | --workers)
+    --build | --dir | --workers | --rate | --rate-clients)
         [ $# -ge 2 ] || { echo "run_null.sh: $1 needs a value" >&2; exit 2; }
         case $1 in
         --build) build=$2 ;;
         --dir) dir=$2 ;;
         --workers) workers=$2 ;;
+        --rate) rate=$2 ;;
+        --rate-clients) rate_clients=$2 ;;
         esac
         shift
         ;;
     --keep) keep=1 ;;
     --any-fs) any_fs=1 ;;
+    --no-rate) rate="" ;;
     --)
         shift
         bench_args=("$@")
@@ -62,6 +77,26 @@ if ! [[ $workers =~ ^[0-9]+$ ]] || [ "$workers" -lt 1 ] || [ "$workers" -gt 1024
     echo "run_null.sh: --workers $workers: expected 1..1024" >&2
     exit 2
 fi
+if [ -n "$rate" ] && ! [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ && $rate_clients =~ ^[0-9]+$ ]]; then
+    echo "run_null.sh: --rate $rate --rate-clients $rate_clients: expected numbers" >&2
+    exit 2
+fi
+# The offered-load point's options: the curve's, with its own CSV name and
+# no plot (one point is no curve).
+rate_args=()
+set -- ${bench_args[@]+"${bench_args[@]}"}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --csv)
+        [ $# -ge 2 ] || break
+        rate_args+=(--csv "${2%.csv}-rate.csv")
+        shift
+        ;;
+    --plot) shift ;;
+    *) rate_args+=("$1") ;;
+    esac
+    shift
+done
 
 xacd=$build/coordinator/xacd
 bench=$build/bench/xac-bench
@@ -143,8 +178,17 @@ echo "xacd $("$xacd" --version 2>&1 | head -1) pid $xacd_pid: 2 null resources, 
 echo "machine: $(nproc) CPUs, $(uptime | sed 's/.*load/load/')"
 set +e
 XAC_ADDR="unix:$sock" XAC_CLIENT=bench XAC_TOKEN=$token \
-    "$bench" --mode xac --workload null2 "${bench_args[@]}"
+    "$bench" --mode xac --workload null2 ${bench_args[@]+"${bench_args[@]}"}
 bench_rc=$?
+if [ -n "$rate" ]; then
+    echo "offered load: $rate transactions/s from $rate_clients paced clients" \
+        "(latency from each transaction's scheduled start)"
+    XAC_ADDR="unix:$sock" XAC_CLIENT=bench XAC_TOKEN=$token \
+        "$bench" --mode xac --workload null2 ${rate_args[@]+"${rate_args[@]}"} \
+        --clients "$rate_clients" --rate "$rate"
+    rc=$?
+    [ "$bench_rc" != 0 ] || bench_rc=$rc
+fi
 set -e
 echo "xacd's own count (xacctl status):"
 "$xacctl" -c "$conf" status 2>&1 | grep -Ei 'committed|rolled|in flight|live' | sed 's/^/  /' || true

@@ -2,9 +2,11 @@
 # ctest bench.xac_null_smoke: needs no database. Checks that xacd refuses a
 # null resource unless testing.allow_null_driver = true (naming the file and
 # line, and how to allow it), then runs bench/run_null.sh briefly (0.5 s at
-# 1 and 4 clients) and checks that every point committed transactions with no
-# error, and that xacd itself counted at least as many commits as xac-bench
-# measured. Nothing about speed is asserted.
+# 1 and 4 clients, then its offered-load point at 200/s from 4 clients) and
+# checks that every point committed transactions with no error, that the
+# paced point did not run more than its schedule allows, and that xacd itself
+# counted at least as many commits as xac-bench measured. Nothing about speed
+# is asserted.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,23 +55,38 @@ say "a null resource is refused without testing.allow_null_driver = true, accept
 
 csv=$tmp/null.csv
 rc=0
-bash "$here/run_null.sh" --build "$build" --dir "$tmp/run" --workers 4 --any-fs -- \
+bash "$here/run_null.sh" --build "$build" --dir "$tmp/run" --workers 4 --any-fs \
+    --rate 200 --rate-clients 4 -- \
     --seconds 0.5 --warmup 0.2 --clients 1,4 --csv "$csv" > "$tmp/run.out" 2>&1 || rc=$?
 cat "$tmp/run.out"
 [ "$rc" = 0 ] || fail "run_null.sh exited with status $rc"
 [ -s "$csv" ] || fail "xac-bench wrote no CSV"
-head -1 "$csv" | grep -q '^mode,workload,clients,seconds,transactions,tx_per_s,' ||
+head -1 "$csv" | grep -q '^mode,workload,clients,seconds,tx_per_s,p50_ms,p95_ms,p99_ms,p999_ms,committed,rollbacks,errors,rate$' ||
     fail "the CSV has no header row"
 rows=$(awk -F, 'NR > 1' "$csv" | wc -l)
 [ "$rows" = 2 ] || fail "expected 2 CSV rows (1 and 4 clients), got $rows"
 measured=0
-while IFS=, read -r mode wl clients _ tx _ _ _ _ _ _ errors; do
+while IFS=, read -r mode wl clients _ _ _ _ _ _ tx _ errors _; do
     [ "$mode,$wl" = "xac,null2" ] || fail "unexpected row: $mode,$wl"
     [ "$tx" -gt 0 ] || fail "$clients client(s): no transaction committed"
     [ "$errors" = 0 ] || fail "$clients client(s): $errors failed transactions"
     measured=$((measured + tx))
     say "$clients client(s): $tx transactions, 0 errors"
 done < <(awk -F, 'NR > 1' "$csv")
+# The offered-load point: its own CSV, 4 paced clients at 200/s in total.
+rcsv=${csv%.csv}-rate.csv
+[ -s "$rcsv" ] || fail "the offered-load point wrote no CSV ($rcsv)"
+IFS=, read -r mode wl clients _ _ _ _ _ _ tx _ errors rate < <(awk -F, 'NR == 2' "$rcsv")
+[ "$mode,$wl,$clients,$rate" = "xac,null2,4,200" ] ||
+    fail "the offered-load row is not xac,null2 at 4 clients, rate 200: $(cat "$rcsv")"
+[ "$tx" -gt 0 ] || fail "offered load: no transaction committed"
+[ "$errors" = 0 ] || fail "offered load: $errors failed transactions"
+# 200/s for 0.5 s after a 0.2 s warm-up: the schedule starts at most
+# 0.7 x 200 + 4 transactions before the end (late ones of the warm-up
+# included); closed loop would run thousands.
+[ "$tx" -le 144 ] || fail "offered load: $tx transactions in 0.5 s at --rate 200: not paced"
+measured=$((measured + tx))
+say "offered load (200/s, 4 clients): $tx transactions, 0 errors"
 committed=$(awk '$1 == "committed" { print $2 }' "$tmp/run.out")
 [ -n "$committed" ] || fail "run_null.sh did not print xacd's committed count"
 [ "$committed" -ge "$measured" ] ||

@@ -8,7 +8,7 @@ XAC_ROOT=${XAC_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 XAC_PACKAGES=(build-essential cmake pkg-config mariadb-server mariadb-client libmariadb-dev
     postgresql postgresql-client odbc-postgresql odbc-mariadb unixodbc unixodbc-dev freetds-dev
     freetds-bin tdsodbc libconfig-dev libcunit1-dev clang-format coreutils util-linux findutils
-    gawk procps python3-psycopg2)
+    gawk procps python3-psycopg2 gnuplot-nox)
 
 say() { echo "==> $*"; }
 
