@@ -151,8 +151,8 @@ static int pg_connect(bench_local *c, const drv_conf *conf, xac_err *err)
     /* The odbc driver's PostgreSQL options (drivers/odbc_postgresql.c), so
      * that only the protocol differs between the modes. */
     int n = snprintf(cs, sizeof cs,
-                     "DRIVER={%s};Protocol=7.4-0;Debug=0;CommLog=0;SERVER=%s;PORT=%d;"
-                     "DATABASE=%s;UID=%s;PWD={%s};",
+                     "DRIVER={%s};Protocol=7.4-0;Debug=0;CommLog=0;UseServerSidePrepare=0;"
+                     "UseDeclareFetch=0;Parse=0;SERVER=%s;PORT=%d;DATABASE=%s;UID=%s;PWD={%s};",
                      conf->odbc_driver, conf->host, conf->port, conf->database, conf->user,
                      conf->password);
     if (n < 0 || (size_t)n >= sizeof cs)

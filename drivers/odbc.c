@@ -1,7 +1,8 @@
 /* The ODBC driver (unixODBC): connecting, running statements with bound
- * parameters, fetching results as text and turning diagnostics into XA codes
- * and messages. What a branch means on the server is the dialect's business
- * (odbc_postgresql.c, odbc_mysql.c); this file only routes the switch to it. */
+ * parameters (each text prepared once per connection and kept), fetching
+ * results as text and turning diagnostics into XA codes and messages. What a
+ * branch means on the server is the dialect's business (odbc_postgresql.c,
+ * odbc_mysql.c); this file only routes the switch to it. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -232,10 +233,70 @@ static SQLULEN odbc_seconds(uint32_t ms)
     return (SQLULEN)((ms + 999u) / 1000u);
 }
 
+/* ------------------------------------------------------ statement cache */
+
+/* Longer texts are prepared for one exec only: the cache should not pin
+ * megabytes of SQL. */
+#define ODBC_STMT_TEXT_MAX 4096
+
+static void odbc_stmt_drop(drv_odbc_conn *c, size_t i)
+{
+    SQLFreeHandle(SQL_HANDLE_STMT, c->stmts[i].st);
+    free(c->stmts[i].sql);
+    c->stmts[i] = c->stmts[--c->nstmts];
+}
+
+static void odbc_stmt_drop_all(drv_odbc_conn *c)
+{
+    while (c->nstmts > 0)
+        odbc_stmt_drop(c, c->nstmts - 1);
+}
+
+static drv_odbc_stmt *odbc_stmt_find(drv_odbc_conn *c, const char *sql, size_t len)
+{
+    for (size_t i = 0; i < c->nstmts; i++) {
+        drv_odbc_stmt *k = &c->stmts[i];
+        if (k->len == len && memcmp(k->sql, sql, len) == 0) {
+            k->used = ++c->stmt_clock;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Keeps the prepared st for sql, dropping the least recently used statement
+ * when full. NULL when it cannot be kept: the caller frees st after use. */
+static drv_odbc_stmt *odbc_stmt_keep(drv_odbc_conn *c, SQLHSTMT st, const char *sql, size_t len,
+                                     SQLSMALLINT nmarks)
+{
+    if (len > ODBC_STMT_TEXT_MAX)
+        return NULL;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, sql, len);
+    copy[len] = '\0';
+    if (c->nstmts == DRV_ODBC_STMT_CACHE) {
+        size_t old = 0;
+        for (size_t i = 1; i < c->nstmts; i++)
+            if (c->stmts[i].used < c->stmts[old].used)
+                old = i;
+        odbc_stmt_drop(c, old);
+    }
+    drv_odbc_stmt *k = &c->stmts[c->nstmts++];
+    k->st = st;
+    k->sql = copy;
+    k->len = len;
+    k->nmarks = nmarks;
+    k->used = ++c->stmt_clock;
+    return k;
+}
+
 /* ------------------------------------------------------------ open, close */
 
 static void odbc_free_conn(drv_odbc_conn *c)
 {
+    odbc_stmt_drop_all(c);
     if (c->dbc != SQL_NULL_HDBC)
         SQLFreeHandle(SQL_HANDLE_DBC, c->dbc);
     free(c);
@@ -327,6 +388,7 @@ static void odbc_close(drv_conn *base)
     /* Unprepared work must not be committed by a driver's disconnect logic. */
     if (!c->autocommit && !c->base.broken)
         SQLEndTran(SQL_HANDLE_DBC, c->dbc, SQL_ROLLBACK);
+    odbc_stmt_drop_all(c); /* before the disconnect: handles need their connection */
     SQLDisconnect(c->dbc);
     odbc_free_conn(c);
 }
@@ -476,11 +538,18 @@ static int odbc_fetch_rows(drv_odbc_conn *c, SQLHSTMT st, SQLSMALLINT ncols, xac
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        SQLCHAR name[256];
-        SQLSMALLINT namelen = 0, type = 0, dec = 0, nullable = 0;
-        SQLULEN size = 0;
-        SQLRETURN r = SQLDescribeCol(st, (SQLUSMALLINT)(i + 1), name, (SQLSMALLINT)sizeof name,
-                                     &namelen, &type, &size, &dec, &nullable);
+        /* Only the name and the type, and not through SQLDescribeCol: asked
+         * for a column's type or nullability, psqlodbc looks the column up in
+         * pg_attribute, a round trip, with two more to switch
+         * statement_timeout off for it and back on for the next statement.
+         * SQL_DESC_TYPE is the concise type for all but date and time. */
+        SQLCHAR name[256] = "";
+        SQLSMALLINT namelen = 0;
+        SQLLEN type = 0;
+        SQLRETURN r = SQLColAttribute(st, (SQLUSMALLINT)(i + 1), SQL_DESC_NAME, name,
+                                      (SQLSMALLINT)sizeof name, &namelen, NULL);
+        if (SQL_SUCCEEDED(r))
+            r = SQLColAttribute(st, (SQLUSMALLINT)(i + 1), SQL_DESC_TYPE, NULL, 0, NULL, &type);
         if (!SQL_SUCCEEDED(r)) {
             rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
             goto out;
@@ -493,7 +562,7 @@ static int odbc_fetch_rows(drv_odbc_conn *c, SQLHSTMT st, SQLSMALLINT ncols, xac
                          c->base.conf->name);
             goto out;
         }
-        binary[i] = odbc_is_binary(type);
+        binary[i] = odbc_is_binary((SQLSMALLINT)type);
     }
     if (xac_rows_set_cols(rows, n, (const char *const *)names, err) != XAC_OK) {
         rc = XAER_RMERR;
@@ -598,39 +667,50 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
         return odbc_err(err, XAER_INVAL, XAC_EINVAL, c->base.conf->name,
                         "%s on resource %s: statement too long or too many parameters", what,
                         c->base.conf->name);
-    SQLHSTMT st = SQL_NULL_HSTMT;
-    SQLRETURN r = SQLAllocHandle(SQL_HANDLE_STMT, c->dbc, &st);
-    if (!SQL_SUCCEEDED(r))
-        return odbc_fail(c, SQL_HANDLE_DBC, c->dbc, r, step, what, err);
-    int rc = XA_OK;
     SQLLEN *ind = NULL;
-    if (c->base.conf->io_timeout_ms > 0)
-        SQLSetStmtAttr(st, SQL_ATTR_QUERY_TIMEOUT,
-                       (SQLPOINTER)(uintptr_t)odbc_seconds(c->base.conf->io_timeout_ms), 0);
+    if (nparams > 0) {
+        ind = calloc(nparams, sizeof *ind);
+        if (ind == NULL)
+            return odbc_err(err, XAER_RMERR, XAC_ENOMEM, c->base.conf->name,
+                            "%s on resource %s: out of memory for parameters", what,
+                            c->base.conf->name);
+    }
+    /* Statements without parameters (the XA verbs, DDL) go once through
+     * SQLExecDirect; with parameters, the statement prepared for the same
+     * text earlier on this connection is run again. */
+    drv_odbc_stmt *kept = nparams > 0 ? odbc_stmt_find(c, sql, sql_len) : NULL;
+    SQLHSTMT st = kept != NULL ? kept->st : SQL_NULL_HSTMT;
+    SQLSMALLINT nmarks = kept != NULL ? kept->nmarks : 0;
+    SQLRETURN r;
+    int rc = XA_OK;
+    if (kept == NULL) {
+        r = SQLAllocHandle(SQL_HANDLE_STMT, c->dbc, &st);
+        if (!SQL_SUCCEEDED(r)) {
+            free(ind);
+            return odbc_fail(c, SQL_HANDLE_DBC, c->dbc, r, step, what, err);
+        }
+        if (c->base.conf->io_timeout_ms > 0)
+            SQLSetStmtAttr(st, SQL_ATTR_QUERY_TIMEOUT,
+                           (SQLPOINTER)(uintptr_t)odbc_seconds(c->base.conf->io_timeout_ms), 0);
+    }
     if (nparams == 0) {
         r = SQLExecDirect(st, (SQLCHAR *)(uintptr_t)sql, (SQLINTEGER)sql_len);
     } else {
-        ind = calloc(nparams, sizeof *ind);
-        if (ind == NULL) {
-            xac_err_setr(err, XAC_ENOMEM, c->base.conf->name,
-                         "%s on resource %s: out of memory for parameters", what,
-                         c->base.conf->name);
-            rc = XAER_RMERR;
-            goto out;
-        }
-        r = SQLPrepare(st, (SQLCHAR *)(uintptr_t)sql, (SQLINTEGER)sql_len);
-        if (!SQL_SUCCEEDED(r)) {
-            rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
-            goto out;
+        if (kept == NULL) {
+            r = SQLPrepare(st, (SQLCHAR *)(uintptr_t)sql, (SQLINTEGER)sql_len);
+            if (!SQL_SUCCEEDED(r)) {
+                rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
+                goto out;
+            }
+            r = SQLNumParams(st, &nmarks);
+            if (!SQL_SUCCEEDED(r)) {
+                rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
+                goto out;
+            }
+            kept = odbc_stmt_keep(c, st, sql, sql_len, nmarks);
         }
         /* Drivers differ on a count mismatch (psqlodbc ignores extra
          * parameters): refuse it before anything runs. */
-        SQLSMALLINT nmarks = 0;
-        r = SQLNumParams(st, &nmarks);
-        if (!SQL_SUCCEEDED(r)) {
-            rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
-            goto out;
-        }
         if ((size_t)nmarks != nparams) {
             rc = odbc_err(err, XAER_RMERR, drv_xa_to_code(XAER_RMERR), c->base.conf->name,
                           "%s on resource %s: statement has %d '?' placeholder(s) but %zu "
@@ -668,7 +748,18 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
         rows->affected = count > 0 ? (uint64_t)count : 0;
     }
 out:
-    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    if (kept == NULL) {
+        SQLFreeHandle(SQL_HANDLE_STMT, st);
+    } else {
+        /* A kept statement goes back closed and unbound: the bound buffers
+         * are the caller's. One that failed in any way is not trusted again,
+         * and a broken connection's are of no use. */
+        bool reusable = rc == XA_OK && !c->base.broken &&
+                        SQL_SUCCEEDED(SQLFreeStmt(st, SQL_CLOSE)) &&
+                        SQL_SUCCEEDED(SQLFreeStmt(st, SQL_RESET_PARAMS));
+        if (!reusable)
+            odbc_stmt_drop(c, (size_t)(kept - c->stmts));
+    }
     free(ind);
     return rc;
 }

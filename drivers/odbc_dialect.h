@@ -20,6 +20,22 @@ typedef struct drv_odbc_diag {
     char text[400];
 } drv_odbc_diag;
 
+/* How many prepared statements a connection keeps. A service runs a handful
+ * of statement texts over and over; the least recently used one goes when a
+ * new text needs the room. */
+#define DRV_ODBC_STMT_CACHE 16
+
+/* A prepared statement kept for its text: SQLPrepare (a round trip for
+ * drivers that prepare on the server) and the placeholder count are paid once
+ * per connection, not once per exec. */
+typedef struct drv_odbc_stmt {
+    SQLHSTMT st;
+    char *sql;
+    size_t len;
+    SQLSMALLINT nmarks; /* '?' placeholders, from SQLNumParams */
+    uint64_t used;      /* the connection's clock at its last use */
+} drv_odbc_stmt;
+
 /* One ODBC connection. Branch fields are the dialect's bookkeeping of the
  * branch this connection works on. */
 typedef struct drv_odbc_conn {
@@ -34,6 +50,11 @@ typedef struct drv_odbc_conn {
     xac_xid branch_xid;
     char branch_error[XAC_ERR_MSG_MAX]; /* why it failed */
     drv_odbc_diag last_diag;            /* of the last failed call */
+    /* Statements with parameters, by text. They die with the connection, so
+     * a reconnect starts with none. */
+    drv_odbc_stmt stmts[DRV_ODBC_STMT_CACHE];
+    size_t nstmts;
+    uint64_t stmt_clock;
 } drv_odbc_conn;
 
 struct drv_odbc_dialect {

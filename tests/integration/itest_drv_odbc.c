@@ -6,10 +6,20 @@
  * after the preparing one closed, error mapping and messages; and the
  * PostgreSQL specifics (deferred constraints failing at PREPARE, foreign gids,
  * a branch that saw an error, transaction control and second statements
- * refused inside a branch). */
+ * refused inside a branch). The PostgreSQL round trips per branch are counted
+ * by a proxy between psqlodbc and the server that reads the frontend
+ * protocol; the statement cache is seen on the wire (PostgreSQL with
+ * server-side prepare asked for) and in MariaDB's Com_stmt_prepare. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cu.h"
@@ -143,6 +153,243 @@ static bool in_doubt(drv_conn *c, const xac_xid *xid)
             found = true;
     free(list);
     return found;
+}
+
+/* ------------------------------------------------- a counting PG proxy */
+
+/* Relays one client connection at a time to the fixture's PostgreSQL and
+ * counts what the client sends: a round trip each time the client speaks
+ * after the server did, and the Query and Parse messages with their SQL.
+ * The protocol is synchronous, so once a driver call returns, everything it
+ * caused has been counted. */
+typedef struct pgproxy {
+    int lfd;
+    int port;
+    struct sockaddr_in target;
+    pthread_t th;
+    pthread_mutex_t mu;
+    atomic_int stop;
+    int rt;          /* round trips */
+    int nquery;      /* 'Q' messages */
+    int nparse;      /* 'P' messages */
+    char sql[16384]; /* the SQL of each Q ("Q:...") and P ("P:...") message, one per line */
+    /* the client stream being parsed */
+    unsigned char buf[1 << 16];
+    size_t blen;
+    bool typed; /* past the startup packet */
+    bool skip;  /* a message too long for buf is being skipped */
+    size_t skip_left;
+} pgproxy;
+
+static void px_log(pgproxy *p, char kind, const char *sql, size_t n)
+{
+    size_t have = strlen(p->sql);
+    if (have + n + 4 < sizeof p->sql) {
+        p->sql[have++] = kind;
+        p->sql[have++] = ':';
+        memcpy(p->sql + have, sql, n);
+        have += n;
+        p->sql[have++] = '\n';
+        p->sql[have] = '\0';
+    }
+}
+
+/* Parses the client bytes buffered so far (under p->mu). */
+static void px_parse(pgproxy *p)
+{
+    size_t off = 0;
+    for (;;) {
+        if (p->skip) {
+            size_t k = p->blen - off < p->skip_left ? p->blen - off : p->skip_left;
+            off += k;
+            p->skip_left -= k;
+            if (p->skip_left > 0)
+                break;
+            p->skip = false;
+        }
+        size_t hdr = p->typed ? 5 : 4;
+        if (p->blen - off < hdr)
+            break;
+        const unsigned char *m = p->buf + off;
+        uint32_t len =
+            p->typed ? ((uint32_t)m[1] << 24 | (uint32_t)m[2] << 16 | (uint32_t)m[3] << 8 | m[4])
+                     : ((uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3]);
+        size_t total = (p->typed ? 1 : 0) + (size_t)len;
+        if (total > sizeof p->buf) {
+            p->skip = true;
+            p->skip_left = total - (p->blen - off);
+            off = p->blen;
+            p->typed = true;
+            break;
+        }
+        if (p->blen - off < total)
+            break;
+        if (!p->typed) {
+            uint32_t code =
+                len >= 8
+                    ? ((uint32_t)m[4] << 24 | (uint32_t)m[5] << 16 | (uint32_t)m[6] << 8 | m[7])
+                    : 0;
+            /* SSLRequest and GSSENCRequest come before the startup packet. */
+            if (code != 80877103u && code != 80877104u)
+                p->typed = true;
+        } else if (m[0] == 'Q') {
+            p->nquery++;
+            px_log(p, 'Q', (const char *)m + 5, strnlen((const char *)m + 5, total - 5));
+        } else if (m[0] == 'P') {
+            const char *name = (const char *)m + 5;
+            size_t nl = strnlen(name, total - 5);
+            p->nparse++;
+            if (nl + 1 < total - 5)
+                px_log(p, 'P', name + nl + 1, strnlen(name + nl + 1, total - 5 - nl - 1));
+        }
+        off += total;
+    }
+    memmove(p->buf, p->buf + off, p->blen - off);
+    p->blen -= off;
+}
+
+static void px_relay(pgproxy *p, int cfd)
+{
+    int sfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (sfd < 0 || connect(sfd, (const struct sockaddr *)&p->target, sizeof p->target) != 0) {
+        if (sfd >= 0)
+            close(sfd);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->blen = 0;
+    p->typed = false;
+    p->skip = false;
+    pthread_mutex_unlock(&p->mu);
+    bool server_spoke = true;
+    unsigned char b[8192];
+    while (!atomic_load(&p->stop)) {
+        struct pollfd fds[2] = {{cfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(fds, 2, 100) < 0)
+            break;
+        if (fds[0].revents != 0) {
+            ssize_t n = read(cfd, b, sizeof b);
+            if (n <= 0)
+                break;
+            pthread_mutex_lock(&p->mu);
+            if (server_spoke)
+                p->rt++;
+            server_spoke = false;
+            /* A full buffer always parses to progress: a whole message goes,
+             * or one longer than the buffer is skipped. */
+            for (size_t done = 0; done < (size_t)n;) {
+                size_t k = (size_t)n - done;
+                if (k > sizeof p->buf - p->blen)
+                    k = sizeof p->buf - p->blen;
+                memcpy(p->buf + p->blen, b + done, k);
+                p->blen += k;
+                done += k;
+                px_parse(p);
+            }
+            pthread_mutex_unlock(&p->mu);
+            if (write(sfd, b, (size_t)n) != n)
+                break;
+        }
+        if (fds[1].revents != 0) {
+            ssize_t n = read(sfd, b, sizeof b);
+            if (n <= 0)
+                break;
+            server_spoke = true;
+            if (write(cfd, b, (size_t)n) != n)
+                break;
+        }
+    }
+    close(sfd);
+}
+
+static void *px_main(void *arg)
+{
+    pgproxy *p = arg;
+    while (!atomic_load(&p->stop)) {
+        struct pollfd pf = {p->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        int cfd = accept(p->lfd, NULL, NULL);
+        if (cfd < 0)
+            continue;
+        px_relay(p, cfd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+/* Starts a proxy to conf's server; conf then points at the proxy. */
+static void px_start(pgproxy *p, drv_conf *conf)
+{
+    memset(p, 0, sizeof *p);
+    atomic_init(&p->stop, 0);
+    pthread_mutex_init(&p->mu, NULL);
+    p->target.sin_family = AF_INET;
+    p->target.sin_port = htons((uint16_t)conf->port);
+    CU_ASSERT_FATAL(inet_pton(AF_INET, conf->host, &p->target.sin_addr) == 1);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(p->lfd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    CU_ASSERT_FATAL(bind(p->lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(p->lfd, 4) == 0);
+    CU_ASSERT_FATAL(getsockname(p->lfd, (struct sockaddr *)&a, &alen) == 0);
+    p->port = ntohs(a.sin_port);
+    CU_ASSERT_FATAL(pthread_create(&p->th, NULL, px_main, p) == 0);
+    snprintf(conf->host, sizeof conf->host, "127.0.0.1");
+    conf->port = p->port;
+}
+
+static void px_stop(pgproxy *p)
+{
+    atomic_store(&p->stop, 1);
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* Starts a new counting window. */
+static void px_mark(pgproxy *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->rt = p->nquery = p->nparse = 0;
+    p->sql[0] = '\0';
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The window's counts; sql (may be NULL) gets its statements. */
+static void px_take(pgproxy *p, int *rt, int *nquery, int *nparse, char *sql, size_t sqlmax)
+{
+    pthread_mutex_lock(&p->mu);
+    *rt = p->rt;
+    *nquery = p->nquery;
+    *nparse = p->nparse;
+    if (sql != NULL && sqlmax > 0) {
+        size_t n = strnlen(p->sql, sqlmax - 1);
+        memcpy(sql, p->sql, n);
+        sql[n] = '\0';
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Whether the Q/P lines in sql, in order, start with the given prefixes
+ * (NULL-terminated) and there are no others. */
+static bool px_lines(const char *sql, const char *const *want)
+{
+    const char *s = sql;
+    for (size_t i = 0; want[i] != NULL; i++) {
+        size_t n = strlen(want[i]);
+        if (strncmp(s, want[i], n) != 0)
+            return false;
+        const char *nl = strchr(s, '\n');
+        if (nl == NULL)
+            return false;
+        s = nl + 1;
+    }
+    return *s == '\0';
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -963,6 +1210,386 @@ static void t_my_one_statement(void)
     drv_close(c);
 }
 
+/* -------------------------------------------- round trips and the cache */
+
+/* DRV_ODBC_STMT_CACHE in drivers/odbc_dialect.h. */
+#define STMT_CACHE 16
+
+static const char UPD[] = "UPDATE odbc_t SET name = ? WHERE id = ?";
+
+static int exec_upd(drv_conn *c, const char *name, long long id, xac_err *e)
+{
+    xac_value p[2];
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_TEXT;
+    p[0].s = name;
+    p[0].len = strlen(name);
+    p[1].type = XAC_T_INT;
+    p[1].i = id;
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(e);
+    int rc = drv_exec(c, UPD, sizeof UPD - 1, p, 2, &r, e);
+    if (rc != XA_OK)
+        fprintf(stderr, "update: %s\n", e->msg);
+    xac_rows_free(&r);
+    return rc;
+}
+
+/* The proxied connection to the fixture's PostgreSQL; extra: dsn pairs. */
+static drv_conn *open_proxied(pgproxy *px, drv_conf *conf, const char *extra)
+{
+    *conf = g_pg.conf;
+    px_start(px, conf);
+    snprintf(conf->dsn, sizeof conf->dsn, "SSLmode=disable;%s", extra);
+    drv_conn *c = NULL;
+    xac_err e;
+    int rc = drv_open(conf, &c, &e);
+    if (rc != XA_OK)
+        fprintf(stderr, "open through the proxy: %s\n", e.msg);
+    CU_ASSERT_FATAL(rc == XA_OK);
+    /* psqlodbc sets the statement timeout before the first statement of a
+     * connection: a cost per connection, not per branch. */
+    px_mark(px);
+    dt_sql_ok(c, "SELECT 1");
+    return c;
+}
+
+/* Asserts the window's round trips (unless rt < 0), Parse messages and
+ * statements (unless lines is NULL), printing them on a mismatch. */
+static void px_expect(pgproxy *px, const char *what, int rt, int nparse, const char *const *lines)
+{
+    int got_rt = 0, nq = 0, np = 0;
+    char sql[4096];
+    px_take(px, &got_rt, &nq, &np, sql, sizeof sql);
+    if (rt < 0)
+        rt = got_rt; /* not counted here */
+    bool ok = got_rt == rt && np == nparse && (lines == NULL || px_lines(sql, lines));
+    if (!ok)
+        fprintf(stderr, "%s: %d round trip(s) (want %d), %d Parse (want %d), statements:\n%s", what,
+                got_rt, rt, np, nparse, sql);
+    CU_ASSERT_EQUAL(got_rt, rt);
+    CU_ASSERT_EQUAL(np, nparse);
+    if (lines != NULL)
+        CU_ASSERT_TRUE(px_lines(sql, lines));
+}
+
+/* What psqlodbc sends for a branch, counted on the wire: one round trip per
+ * statement with the BEGIN in the first one's message, then COMMIT (one
+ * phase), PREPARE TRANSACTION and COMMIT PREPARED (two phases) or ROLLBACK.
+ * No SAVEPOINT, DEALLOCATE, Parse or Describe; the same the first time a
+ * text runs on the connection and after. */
+static void t_pg_round_trips(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *plain = open_conn(d);
+    xac_err e;
+    CU_ASSERT_EQUAL_FATAL(insert_row(plain, 60, "seed", &e), XA_OK);
+    pgproxy px;
+    drv_conf conf;
+    drv_conn *c = open_proxied(&px, &conf, "");
+    static const char *const setup[] = {"Q:SET statement_timeout = 30000", "Q:SELECT 1", NULL};
+    px_expect(&px, "the first statement of the connection", 2, 0, setup);
+    static const char *const one[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'a' WHERE id = '60'",
+                                      "Q:COMMIT", NULL};
+    static const char *const two[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'b' WHERE id = '60'",
+                                      "Q:PREPARE TRANSACTION '", "Q:COMMIT PREPARED '", NULL};
+    static const char *const rb[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'c' WHERE id = '60'",
+                                     "Q:ROLLBACK", NULL};
+    static const char *const sel[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'd' WHERE id = '60'",
+                                      "Q:SELECT name FROM odbc_t WHERE id = '60'", "Q:COMMIT",
+                                      NULL};
+    for (int round = 0; round < 2; round++) {
+        xac_xid x;
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(exec_upd(c, "a", 60, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+        px_expect(&px, "one phase", 2, 0, one);
+
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(exec_upd(c, "b", 60, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+        px_expect(&px, "two phases", 3, 0, two);
+        CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'b'"), 1);
+
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(exec_upd(c, "c", 60, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+        px_expect(&px, "rollback", 2, 0, rb);
+
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(exec_upd(c, "d", 60, &e), XA_OK);
+        xac_value p;
+        memset(&p, 0, sizeof p);
+        p.type = XAC_T_INT;
+        p.i = 60;
+        xac_rows r;
+        xac_rows_init(&r);
+        static const char q[] = "SELECT name FROM odbc_t WHERE id = ?";
+        CU_ASSERT_EQUAL(drv_exec(c, q, sizeof q - 1, &p, 1, &r, &e), XA_OK);
+        CU_ASSERT_TRUE(r.has_rows && r.nrows == 1);
+        const char *v = r.nrows == 1 ? xac_rows_cell(&r, 0, 0, NULL) : NULL;
+        CU_ASSERT_TRUE(v != NULL && strcmp(v, "d") == 0);
+        xac_rows_free(&r);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+        px_expect(&px, "two statements", 3, 0, sel);
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'd'"), 1);
+    drv_close(c);
+    px_stop(&px);
+    drv_close(plain);
+}
+
+/* With server-side prepare asked for, each Parse on the wire is a statement
+ * prepared by the driver: a text is prepared once per connection, the least
+ * recently used of more than STMT_CACHE texts is prepared again, and so is a
+ * statement whose last exec failed. */
+static void t_pg_stmt_cache(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *plain = open_conn(d);
+    xac_err e;
+    CU_ASSERT_EQUAL_FATAL(insert_row(plain, 60, "seed", &e), XA_OK);
+    pgproxy px;
+    drv_conf conf;
+    drv_conn *c = open_proxied(&px, &conf, "UseServerSidePrepare=1;");
+    px_mark(&px);
+    for (int i = 0; i < 3; i++) {
+        xac_xid x;
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(exec_upd(c, i == 2 ? "last" : "x", 60, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        if (i % 2 == 1)
+            CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+        int rc = drv_commit(c, &x, i % 2 == 0, &e);
+        if (rc != XA_OK)
+            fprintf(stderr, "commit: %s\n", e.msg);
+        CU_ASSERT_EQUAL(rc, XA_OK);
+    }
+    px_expect(&px, "three branches, one text", -1, 1, NULL);
+    CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'last'"), 1);
+
+    /* STMT_CACHE other texts push UPD out; the latest stays. */
+    char sql[64];
+    for (int k = 1; k <= STMT_CACHE; k++) {
+        xac_value p;
+        memset(&p, 0, sizeof p);
+        p.type = XAC_T_INT;
+        p.i = 1000;
+        xac_rows r;
+        xac_rows_init(&r);
+        int n = snprintf(sql, sizeof sql, "SELECT ? + %d", k);
+        CU_ASSERT_EQUAL(drv_exec(c, sql, (size_t)n, &p, 1, &r, &e), XA_OK);
+        const char *v = r.nrows == 1 ? xac_rows_cell(&r, 0, 0, NULL) : NULL;
+        CU_ASSERT_TRUE(v != NULL && atoi(v) == 1000 + k);
+        xac_rows_free(&r);
+    }
+    px_mark(&px);
+    CU_ASSERT_EQUAL(exec_upd(c, "y", 60, &e), XA_OK);
+    px_expect(&px, "the least recently used text again", -1, 1, NULL);
+    px_mark(&px);
+    xac_value p;
+    memset(&p, 0, sizeof p);
+    p.type = XAC_T_INT;
+    p.i = 1;
+    CU_ASSERT_EQUAL(drv_exec(c, sql, strlen(sql), &p, 1, NULL, &e), XA_OK);
+    px_expect(&px, "the most recently used text again", -1, 0, NULL);
+
+    /* A failed exec does not leave its statement in the cache. */
+    CU_ASSERT_EQUAL(insert_row(c, 61, "first", &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 61, "duplicate", &e), XAER_RMERR);
+    px_mark(&px);
+    CU_ASSERT_EQUAL(insert_row(c, 62, "after", &e), XA_OK);
+    int rt = 0, nq = 0, np = 0;
+    px_take(&px, &rt, &nq, &np, NULL, 0);
+    CU_ASSERT_EQUAL(np, 1);
+    drv_close(c);
+    px_stop(&px);
+    drv_close(plain);
+}
+
+/* The cache belongs to a server session: when the server ends it (as a
+ * restart does), the pool's next connection prepares its statements anew
+ * and they work. */
+static void t_pg_cache_reconnect(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *plain = open_conn(d);
+    xac_err e;
+    CU_ASSERT_EQUAL_FATAL(insert_row(plain, 60, "seed", &e), XA_OK);
+    pgproxy px;
+    drv_conf conf = g_pg.conf;
+    px_start(&px, &conf);
+    snprintf(conf.dsn, sizeof conf.dsn, "SSLmode=disable;UseServerSidePrepare=1;");
+    drv_pool *pool = NULL;
+    CU_ASSERT_FATAL(drv_pool_create(&conf, &pool, &e) == XAC_OK);
+    drv_conn *c = NULL;
+    CU_ASSERT_FATAL(drv_pool_get(pool, 5000, &c, &e) == XA_OK);
+    CU_ASSERT_EQUAL(exec_upd(c, "before", 60, &e), XA_OK);
+    long long pid = dt_sql_int(c, "SELECT pg_backend_pid()");
+    CU_ASSERT_FATAL(pid > 0);
+    drv_pool_put(pool, c);
+
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", pid);
+    dt_sql_ok(plain, sql);
+    usleep(200 * 1000);
+    CU_ASSERT_FATAL(drv_pool_get(pool, 5000, &c, &e) == XA_OK);
+    int rc = XA_OK;
+    for (int i = 0; i < 3 && rc == XA_OK; i++)
+        rc = exec_upd(c, "lost", 60, &e);
+    CU_ASSERT_EQUAL(rc, XAER_RMFAIL);
+    CU_ASSERT_TRUE(c->broken);
+    drv_pool_put(pool, c); /* closes it */
+
+    px_mark(&px);
+    CU_ASSERT_FATAL(drv_pool_get(pool, 5000, &c, &e) == XA_OK);
+    CU_ASSERT_FALSE(c->broken);
+    xac_xid x;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_upd(c, "after", 60, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+    int rt = 0, nq = 0, np = 0;
+    px_take(&px, &rt, &nq, &np, NULL, 0);
+    CU_ASSERT_EQUAL(np, 1); /* prepared again on the new session */
+    CU_ASSERT_NOT_EQUAL(dt_sql_int(c, "SELECT pg_backend_pid()"), pid);
+    drv_pool_put(pool, c);
+    CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'after'"), 1);
+    drv_pool_destroy(pool);
+    px_stop(&px);
+    drv_close(plain);
+}
+
+/* A unique violation inside a branch, in its first statement (sent with the
+ * BEGIN) or a later one: the error names the resource and the SQLSTATE, the
+ * branch rolls back on the server, and the connection runs the next branch
+ * in the usual two round trips. */
+static void t_pg_error_mid_branch(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *plain = open_conn(d);
+    xac_err e;
+    CU_ASSERT_EQUAL_FATAL(insert_row(plain, 70, "taken", &e), XA_OK);
+    pgproxy px;
+    drv_conf conf;
+    drv_conn *c = open_proxied(&px, &conf, "");
+    static const char *const later[] = {"Q:BEGIN;INSERT INTO odbc_t", "Q:INSERT INTO odbc_t",
+                                        "Q:ROLLBACK", NULL};
+    static const char *const first[] = {"Q:BEGIN;INSERT INTO odbc_t", "Q:ROLLBACK", NULL};
+    static const char *const good[] = {"Q:BEGIN;INSERT INTO odbc_t", "Q:COMMIT", NULL};
+
+    xac_xid x;
+    new_xid(&x);
+    px_mark(&px);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 71, "in the failed branch", &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 70, "duplicate", &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(e.code, drv_xa_to_code(XAER_RMERR));
+    CU_ASSERT_STRING_EQUAL(e.resource, RES);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(e.msg, "on resource " RES " failed (XAER_RMERR): SQLSTATE 23505"));
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    xac_err_clear(&e);
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_RBROLLBACK);
+    CU_ASSERT_EQUAL(e.code, drv_xa_to_code(XA_RBROLLBACK));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "PREPARE TRANSACTION on resource " RES));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
+    CU_ASSERT_FALSE(c->broken);
+    px_expect(&px, "error in a later statement", 3, 0, later);
+
+    new_xid(&x);
+    px_mark(&px);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 70, "duplicate first", &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    xac_err_clear(&e);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_RBROLLBACK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "COMMIT on resource " RES));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
+    CU_ASSERT_FALSE(c->broken);
+    px_expect(&px, "error in the first statement", 2, 0, first);
+
+    new_xid(&x);
+    px_mark(&px);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(insert_row(c, 72, "good", &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+    px_expect(&px, "the next branch", 2, 0, good);
+
+    CU_ASSERT_EQUAL(count_id(plain, 70), 1);
+    CU_ASSERT_EQUAL(count_id(plain, 71), 0);
+    CU_ASSERT_EQUAL(count_id(plain, 72), 1);
+    CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'taken'"), 1);
+    drv_close(c);
+    px_stop(&px);
+    drv_close(plain);
+}
+
+/* MariaDB prepares on the server: Com_stmt_prepare counts the prepares of
+ * the session. One per text, one more after a failed exec. */
+static void t_my_stmt_cache(void)
+{
+    dcase *d = &g_my;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *c = open_conn(d);
+    static const char q[] = "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE "
+                            "VARIABLE_NAME = 'COM_STMT_PREPARE'";
+    xac_err e;
+    /* Connector/ODBC prepares the SELECT that reads the counter too: the
+     * counter goes up by one per reading with nothing else run. */
+    long long before = dt_sql_int(c, q);
+    CU_ASSERT_FATAL(before >= 0);
+    long long self = dt_sql_int(c, q) - before;
+    before += self;
+    for (int i = 0; i < 3; i++) {
+        xac_xid x;
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(insert_row(c, 80 + i, "x", &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        if (i == 1)
+            CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, i != 1, &e), XA_OK);
+    }
+    long long mid = dt_sql_int(c, q);
+    CU_ASSERT_EQUAL(mid - before - self, 1);
+    CU_ASSERT_EQUAL(insert_row(c, 80, "duplicate", &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "on resource " RES));
+    CU_ASSERT_EQUAL(insert_row(c, 90, "after", &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, q) - mid - self, 1);
+    CU_ASSERT_EQUAL(count_id(c, 81), 1);
+    CU_ASSERT_EQUAL(count_id(c, 90), 1);
+    drv_close(c);
+}
+
 /* -------------------------------------------------------------- register */
 
 #define BOTH(fn)                                                                                   \
@@ -1012,6 +1639,10 @@ int cu_register(void)
         {"foreign gid is listed undecoded", t_pg_foreign_gid},
         {"statement timeout", t_pg_statement_timeout},
         {"transaction control and second statements are refused in a branch", t_pg_tx_control},
+        {"round trips per branch, counted on the wire", t_pg_round_trips},
+        {"a prepared statement is kept per connection (LRU)", t_pg_stmt_cache},
+        {"after the session ends, a new connection prepares anew", t_pg_cache_reconnect},
+        {"an error mid-branch is reported and the connection goes on", t_pg_error_mid_branch},
         {NULL, NULL},
     };
     static const cu_test my[] = {
@@ -1030,6 +1661,7 @@ int cu_register(void)
         {"extra connection-string pairs", my_t_dsn_extras},
         {"parameter count must match the placeholders", t_my_param_count},
         {"one statement per EXEC inside a branch", t_my_one_statement},
+        {"a prepared statement is kept per connection", t_my_stmt_cache},
         {NULL, NULL},
     };
     int rc = cu_add_suite("odbc.postgresql", pg);
