@@ -5,9 +5,20 @@
  * session's or another's. MariaDB lets only the preparing session commit a
  * prepared branch until that session disconnects, so the engine commits on the
  * pinned connection and recovery uses fresh connections. Any lost link marks the
- * connection broken and answers XAER_RMFAIL. */
+ * connection broken and answers XAER_RMFAIL. Round trips are what a branch
+ * costs, so the driver saves them where that changes nothing the engine can
+ * see: parameterised statements that return no rows stay prepared in a small
+ * per-connection cache (keyed by SQL text, LRU), so a repeated statement is one
+ * COM_STMT_EXECUTE; and XA END is deferred: drv_end only notes it, and the
+ * next PREPARE, one-phase COMMIT or ROLLBACK sends "XA END x; XA <verb> x" as
+ * one multi-statement query (MariaDB refuses those verbs on an ACTIVE branch,
+ * so END must lead the batch), an error from END reported as before. The
+ * session therefore runs with multi-statements on; caller SQL that contains a
+ * ';' is run with them off, so what it does never changes. A one-phase branch
+ * costs 3 round trips (START, exec, END+COMMIT), a two-phase one 4. */
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +34,18 @@ typedef enum br_state { BR_NONE, BR_ACTIVE, BR_IDLE, BR_PREPARED, BR_RBONLY } br
 
 static const char *const br_names[] = {"none", "active", "idle", "prepared", "rollback only"};
 
+/* A bound on the statements one session keeps prepared (the server counts
+ * them against max_prepared_stmt_count) and on the SQL text kept per entry. */
+#define STMT_CACHE_MAX     32
+#define STMT_CACHE_SQL_MAX 4096
+
+typedef struct stmt_entry {
+    MYSQL_STMT *st;
+    char *sql;
+    size_t len;
+    uint64_t used; /* the connection's clock at the last use: the LRU order */
+} stmt_entry;
+
 typedef struct my_conn {
     drv_conn base;
     MYSQL *m;
@@ -30,6 +53,13 @@ typedef struct my_conn {
     xac_xid xid;    /* valid when state != BR_NONE */
     int rb_rc;      /* BR_RBONLY: why, as an XA_RB* code and the server's words */
     char rb_msg[XAC_ERR_MSG_MAX];
+    /* BR_IDLE for the caller, still ACTIVE on the server: XA END goes out
+     * with the next XA statement. */
+    bool end_due;
+    bool multi_on; /* the server splits a query at ';' */
+    stmt_entry cache[STMT_CACHE_MAX];
+    size_t ncache;
+    uint64_t clock;
 } my_conn;
 
 #define XID_LIT_MAX 320 /* X'<128 hex>',X'<128 hex>',<int32> and some */
@@ -64,15 +94,64 @@ static int fail_with(my_conn *c, drv_step step, const char *what, unsigned no, c
     return rc;
 }
 
+/* Frees the cached statements. After mysql_close the library has detached
+ * them, so this sends nothing; before it, each costs a COM_STMT_CLOSE, which
+ * the server does not answer. */
+static void cache_clear(my_conn *c)
+{
+    for (size_t i = 0; i < c->ncache; i++) {
+        mysql_stmt_close(c->cache[i].st);
+        free(c->cache[i].sql);
+    }
+    c->ncache = 0;
+}
+
+static void cache_drop(my_conn *c, size_t i)
+{
+    mysql_stmt_close(c->cache[i].st);
+    free(c->cache[i].sql);
+    c->cache[i] = c->cache[--c->ncache];
+}
+
+static int cache_find(my_conn *c, const char *sql, size_t len)
+{
+    for (size_t i = 0; i < c->ncache; i++)
+        if (c->cache[i].len == len && memcmp(c->cache[i].sql, sql, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Keeps st prepared for the next exec of sql, evicting the least recently
+ * used entry when full. Closes st when it cannot be kept. */
+static void cache_add(my_conn *c, MYSQL_STMT *st, const char *sql, size_t len)
+{
+    char *copy = len <= STMT_CACHE_SQL_MAX ? malloc(len + 1) : NULL;
+    if (copy == NULL) {
+        mysql_stmt_close(st);
+        return;
+    }
+    memcpy(copy, sql, len);
+    copy[len] = '\0';
+    if (c->ncache == STMT_CACHE_MAX) {
+        size_t lru = 0;
+        for (size_t i = 1; i < c->ncache; i++)
+            if (c->cache[i].used < c->cache[lru].used)
+                lru = i;
+        cache_drop(c, lru);
+    }
+    c->cache[c->ncache++] = (stmt_entry){.st = st, .sql = copy, .len = len, .used = ++c->clock};
+}
+
 /* Closes the link of a broken connection at once rather than when the pool
  * gets it back: the server then detaches a prepared branch, which a fresh
  * connection can finish. Nothing uses the handle afterwards (drv.c refuses
- * broken connections). */
+ * broken connections); its prepared statements went with it. */
 static void drop_if_broken(my_conn *c)
 {
     if (c->base.broken && c->m != NULL) {
         mysql_close(c->m);
         c->m = NULL;
+        cache_clear(c);
     }
 }
 
@@ -185,10 +264,11 @@ static int my_open(const drv_conf *conf, drv_conn **out, xac_err *err)
 
     bool use_socket = conf->socket[0] != '\0';
     const char *host = use_socket ? "localhost" : conf->host;
+    /* Multi-statements carry the batched XA END (see the top of the file). */
     if (mysql_real_connect(c->m, host, conf->user[0] ? conf->user : NULL, conf->password,
                            conf->database[0] ? conf->database : NULL,
                            use_socket ? 0 : (unsigned)conf->port, use_socket ? conf->socket : NULL,
-                           0) == NULL) {
+                           CLIENT_MULTI_STATEMENTS) == NULL) {
         char where[PATH_MAX + 300];
         if (use_socket)
             snprintf(where, sizeof where, "socket %s", conf->socket);
@@ -203,6 +283,7 @@ static int my_open(const drv_conf *conf, drv_conn **out, xac_err *err)
         free(c);
         return XAER_RMFAIL;
     }
+    c->multi_on = true;
     *out = &c->base;
     return XA_OK;
 }
@@ -218,8 +299,10 @@ static void my_close(drv_conn *dc)
         xac_logd("resource %s: closing a connection with a prepared branch; recovery will "
                  "finish it",
                  rname(c));
+    /* COM_QUIT frees the server's statements; mysql_close detaches ours. */
     if (c->m != NULL)
         mysql_close(c->m);
+    cache_clear(c);
     free(c);
 }
 
@@ -265,17 +348,10 @@ static int rbonly_answer(my_conn *c, const char *what, xac_err *err)
     return c->rb_rc;
 }
 
-/* XA END of the connection's own active branch. */
-static int end_own(my_conn *c, const xac_xid *xid, xac_err *err)
+/* The last query failed at XA END of the connection's own active branch:
+ * reports it, and remembers a branch the server rolled back. */
+static int end_failed(my_conn *c, xac_err *err)
 {
-    char sql[XID_LIT_MAX + 64];
-    int rc = xa_sql(c, "END", xid, "", sql, sizeof sql, err);
-    if (rc != XA_OK)
-        return rc;
-    if (mysql_real_query(c->m, sql, strlen(sql)) == 0) {
-        c->state = BR_IDLE;
-        return XA_OK;
-    }
     xac_err e;
     xac_err_clear(&e);
     if (mysql_errno(c->m) == 1399) {
@@ -286,7 +362,7 @@ static int end_own(my_conn *c, const xac_xid *xid, xac_err *err)
         set_rbonly(c, XA_RBROLLBACK, &e);
         return rbonly_answer(c, "XA END", err);
     }
-    rc = fail(c, DRV_STEP_END, "XA END", &e);
+    int rc = fail(c, DRV_STEP_END, "XA END", &e);
     if (XA_IS_RB(rc))
         set_rbonly(c, rc, &e);
     if (err != NULL)
@@ -294,12 +370,115 @@ static int end_own(my_conn *c, const xac_xid *xid, xac_err *err)
     return rc;
 }
 
+/* XA END of the connection's own active branch, on its own. */
+static int end_own(my_conn *c, const xac_xid *xid, xac_err *err)
+{
+    char sql[XID_LIT_MAX + 64];
+    int rc = xa_sql(c, "END", xid, "", sql, sizeof sql, err);
+    if (rc != XA_OK)
+        return rc;
+    if (mysql_real_query(c->m, sql, strlen(sql)) != 0)
+        return end_failed(c, err);
+    c->state = BR_IDLE;
+    c->end_due = false;
+    return XA_OK;
+}
+
+/* Sends a deferred XA END by itself, for the rare call that needs the
+ * server's branch idle before anything else (an exec after drv_end). */
+static int flush_end(my_conn *c, xac_err *err)
+{
+    if (!c->end_due)
+        return XA_OK;
+    c->end_due = false;
+    c->state = BR_ACTIVE;
+    return end_own(c, &c->xid, err);
+}
+
+/* Whether the server has closed (or is closing) an idle link: anything to
+ * read between two of our requests is an EOF, a reset or a goodbye error
+ * packet. Costs a poll, not a round trip. */
+static bool link_closing(my_conn *c)
+{
+    my_socket s = mysql_get_socket(c->m);
+    if (s == (my_socket)-1)
+        return true;
+    struct pollfd p = {.fd = (int)s, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
+}
+
+/* "XA END x; XA <verb> x<suffix>" for the connection's own branch, active on
+ * the server (state BR_ACTIVE, or BR_IDLE with END due), in one round trip.
+ * *end_ok tells whether XA END succeeded: when it did not, the server ran
+ * nothing after it and the answer is END's, exactly as end_own gives it;
+ * when it did, the answer is the second statement's, as xa_run gives it. */
+static int end_then(my_conn *c, drv_step step, const char *verb, const char *suffix, bool *end_ok,
+                    xac_err *err)
+{
+    *end_ok = false;
+    c->end_due = false;
+    c->state = BR_ACTIVE;
+    char end[XID_LIT_MAX + 64], then[XID_LIT_MAX + 64], sql[2 * XID_LIT_MAX + 140];
+    int rc = xa_sql(c, "END", &c->xid, "", end, sizeof end, err);
+    if (rc == XA_OK)
+        rc = xa_sql(c, verb, &c->xid, suffix, then, sizeof then, err);
+    if (rc != XA_OK)
+        return rc;
+    int n = snprintf(sql, sizeof sql, "%s; %s", end, then);
+    if (!c->multi_on) {
+        if (mysql_set_server_option(c->m, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0)
+            return end_failed(c, err);
+        c->multi_on = true;
+    }
+    if (mysql_real_query(c->m, sql, (unsigned long)n) != 0)
+        return end_failed(c, err);
+    *end_ok = true;
+    c->state = BR_IDLE;
+    char what[48];
+    snprintf(what, sizeof what, "XA %s%s", verb, suffix);
+    int nr = mysql_next_result(c->m);
+    if (nr > 0)
+        return fail(c, step, what, err);
+    if (nr < 0) {
+        c->base.broken = true;
+        xac_err_setr(err, XAC_ERMFAIL, rname(c),
+                     "resource %s: %s failed (XAER_RMFAIL, connection unusable): the server "
+                     "answered XA END but not %s",
+                     rname(c), what, what);
+        drop_if_broken(c);
+        return XAER_RMFAIL;
+    }
+    /* XA statements return no rows; anything else leaves the link out of step. */
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res != NULL)
+        mysql_free_result(res);
+    else if (mysql_errno(c->m) != 0)
+        return fail(c, step, what, err);
+    while (mysql_more_results(c->m)) {
+        if ((nr = mysql_next_result(c->m)) > 0)
+            return fail(c, step, what, err);
+        if (nr < 0)
+            break;
+        if ((res = mysql_store_result(c->m)) != NULL)
+            mysql_free_result(res);
+    }
+    return XA_OK;
+}
+
 static int my_end(drv_conn *dc, const xac_xid *xid, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
     if (own(c, xid)) {
-        if (c->state == BR_ACTIVE)
-            return end_own(c, xid, err);
+        if (c->state == BR_ACTIVE) {
+            /* A link the server already dropped gets END now, so that its
+             * error comes from drv_end as always: the engine knows nothing
+             * was committed then. Otherwise END goes with the next step. */
+            if (link_closing(c))
+                return end_own(c, xid, err);
+            c->state = BR_IDLE;
+            c->end_due = true;
+            return XA_OK;
+        }
         if (c->state == BR_RBONLY)
             return rbonly_answer(c, "XA END", err);
         return XA_OK; /* already ended: ending twice is harmless */
@@ -321,17 +500,19 @@ static int my_prepare(drv_conn *dc, const xac_xid *xid, xac_err *err)
             return XA_OK;
         if (c->state == BR_RBONLY)
             return rbonly_answer(c, "XA PREPARE", err);
-        if (c->state == BR_ACTIVE) {
-            rc = end_own(c, xid, err);
-            if (rc != XA_OK)
-                return rc;
-        }
     } else if (c->state != BR_NONE) {
         xac_err_setr(err, XAC_EINTERNAL, rname(c),
                      "resource %s: XA PREPARE of a branch that is not this connection's", rname(c));
         return XAER_PROTO;
     }
-    rc = xa_run(c, DRV_STEP_PREPARE, "PREPARE", xid, "", err);
+    if (own(c, xid) && (c->state == BR_ACTIVE || c->end_due)) {
+        bool end_ok;
+        rc = end_then(c, DRV_STEP_PREPARE, "PREPARE", "", &end_ok, err);
+        if (!end_ok)
+            return rc;
+    } else {
+        rc = xa_run(c, DRV_STEP_PREPARE, "PREPARE", xid, "", err);
+    }
     if (rc == XA_OK) {
         c->xid = *xid;
         c->state = BR_PREPARED;
@@ -435,9 +616,15 @@ static int my_commit(drv_conn *dc, const xac_xid *xid, bool one_phase, xac_err *
                          rname(c), t);
             return XAER_PROTO;
         }
-        if (c->state == BR_ACTIVE) {
-            rc = end_own(c, xid, err);
-            if (rc != XA_OK && c->state != BR_RBONLY)
+        if (c->state == BR_ACTIVE || c->end_due) {
+            bool end_ok;
+            rc = end_then(c, DRV_STEP_COMMIT, "COMMIT", " ONE PHASE", &end_ok, err);
+            if (end_ok) {
+                if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
+                    c->state = BR_NONE;
+                return rc;
+            }
+            if (c->state != BR_RBONLY)
                 return rc;
         }
         if (c->state == BR_RBONLY)
@@ -480,12 +667,14 @@ static int my_rollback(drv_conn *dc, const xac_xid *xid, xac_err *err)
             return not_own(c, "XA ROLLBACK", xid, err);
         return finish_foreign(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, err);
     }
-    if (c->state == BR_ACTIVE) {
-        rc = end_own(c, xid, err);
-        if (rc != XA_OK && c->state != BR_RBONLY)
+    bool end_ok = false;
+    if (c->state == BR_ACTIVE || c->end_due) {
+        rc = end_then(c, DRV_STEP_ROLLBACK, "ROLLBACK", "", &end_ok, err);
+        if (!end_ok && c->state != BR_RBONLY)
             return rc;
     }
-    rc = xa_run(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, "", err);
+    if (!end_ok)
+        rc = xa_run(c, DRV_STEP_ROLLBACK, "ROLLBACK", xid, "", err);
     /* Rolled back for a reason (XA_RB*) or already gone (XAER_NOTA): either way
      * the branch this connection owned is rolled back, which is what was asked. */
     if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA) {
@@ -501,6 +690,9 @@ static int my_recover(drv_conn *dc, drv_indoubt **out, size_t *n, xac_err *err)
     my_conn *c = (my_conn *)dc;
     *out = NULL;
     *n = 0;
+    int rc = flush_end(c, err);
+    if (rc != XA_OK)
+        return rc;
     static const char sql[] = "XA RECOVER";
     if (mysql_real_query(c->m, sql, sizeof sql - 1) != 0)
         return fail(c, DRV_STEP_RECOVER, "XA RECOVER", err);
@@ -731,36 +923,41 @@ out:
     return rc;
 }
 
-static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_value *params,
-                     size_t nparams, xac_rows *rows, xac_err *err)
+/* Whether a statement error leaves the statement itself usable: the server
+ * refused this execution, as opposed to the client library losing its state
+ * (client errors are 2000-2999 and 5000 on). */
+static bool server_error(unsigned no)
 {
-    MYSQL_STMT *st = mysql_stmt_init(c->m);
-    if (st == NULL)
-        return fail(c, DRV_STEP_EXEC, "exec (mysql_stmt_init)", err);
-    int rc = XA_OK;
-    MYSQL_BIND *b = calloc(nparams, sizeof *b);
-    unsigned long *plen = calloc(nparams, sizeof *plen);
-    int64_t *ints = calloc(nparams, sizeof *ints);
-    double *dbls = calloc(nparams, sizeof *dbls);
-    MYSQL_RES *meta = NULL;
-    if (b == NULL || plen == NULL || ints == NULL || dbls == NULL) {
-        rc = XAER_RMERR;
-        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: exec: out of memory", rname(c));
-        goto out;
+    return no != 0 && !(no >= 2000 && no < 3000) && no < 5000;
+}
+
+/* A fresh prepared statement for sql. A server at max_prepared_stmt_count
+ * gets this connection's cached statements back before the one retry. */
+static MYSQL_STMT *prepare_stmt(my_conn *c, const char *sql, size_t sql_len, int *rc, xac_err *err)
+{
+    for (int attempt = 0;; attempt++) {
+        MYSQL_STMT *st = mysql_stmt_init(c->m);
+        if (st == NULL) {
+            *rc = fail(c, DRV_STEP_EXEC, "exec (mysql_stmt_init)", err);
+            return NULL;
+        }
+        if (mysql_stmt_prepare(st, sql, (unsigned long)sql_len) == 0)
+            return st;
+        if (mysql_stmt_errno(st) == 1461 && attempt == 0 && c->ncache > 0) {
+            mysql_stmt_close(st);
+            cache_clear(c);
+            continue;
+        }
+        *rc = stmt_fail(c, st, "exec (prepare)", err);
+        mysql_stmt_close(st);
+        return NULL;
     }
-    if (mysql_stmt_prepare(st, sql, (unsigned long)sql_len) != 0) {
-        rc = stmt_fail(c, st, "exec (prepare)", err);
-        goto out;
-    }
-    unsigned long want = mysql_stmt_param_count(st);
-    if (want != nparams) {
-        rc = XAER_RMERR;
-        xac_err_setr(err, XAC_ESQL, rname(c),
-                     "resource %s: exec: the statement has %lu '?' placeholder(s) but %zu "
-                     "parameter(s) were given",
-                     rname(c), want, nparams);
-        goto out;
-    }
+}
+
+/* Binds params to b, with the values' storage in plen, ints and dbls. */
+static int bind_params(my_conn *c, const xac_value *params, size_t nparams, MYSQL_BIND *b,
+                       unsigned long *plen, int64_t *ints, double *dbls, xac_err *err)
+{
     static char empty[1] = "";
     for (size_t i = 0; i < nparams; i++) {
         const xac_value *v = &params[i];
@@ -787,23 +984,81 @@ static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_valu
             b[i].length = &plen[i];
             break;
         default:
-            rc = XAER_RMERR;
             xac_err_setr(err, XAC_EINVAL, rname(c),
                          "resource %s: exec: parameter %zu has unknown type %d", rname(c), i + 1,
                          (int)v->type);
-            goto out;
+            return XAER_RMERR;
         }
+    }
+    return XA_OK;
+}
+
+/* Runs a statement with parameters on the binary protocol. A statement that
+ * returned no rows (INSERT, UPDATE, DELETE) stays prepared in the cache for
+ * the next exec of the same text; one that returned rows is closed, because
+ * a later change of its result columns would break a kept handle. */
+static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                     size_t nparams, xac_rows *rows, xac_err *err)
+{
+    int rc = XA_OK;
+    MYSQL_BIND *b = calloc(nparams, sizeof *b);
+    unsigned long *plen = calloc(nparams, sizeof *plen);
+    int64_t *ints = calloc(nparams, sizeof *ints);
+    double *dbls = calloc(nparams, sizeof *dbls);
+    MYSQL_RES *meta = NULL;
+    MYSQL_STMT *st = NULL;
+    int slot = -1;           /* st's cache entry, or -1 when st is our own */
+    bool keep = true;        /* a cached st stays cached */
+    bool had_rows = false;   /* the statement produced a result set */
+    bool reprepared = false; /* a stale cached handle was replaced once */
+    if (b == NULL || plen == NULL || ints == NULL || dbls == NULL) {
+        rc = XAER_RMERR;
+        xac_err_setr(err, XAC_ENOMEM, rname(c), "resource %s: exec: out of memory", rname(c));
+        goto out;
+    }
+    rc = bind_params(c, params, nparams, b, plen, ints, dbls, err);
+    if (rc != XA_OK)
+        goto out;
+    slot = cache_find(c, sql, sql_len);
+again:
+    if (slot >= 0) {
+        st = c->cache[slot].st;
+        c->cache[slot].used = ++c->clock;
+    } else if ((st = prepare_stmt(c, sql, sql_len, &rc, err)) == NULL) {
+        goto out;
+    }
+    unsigned long want = mysql_stmt_param_count(st);
+    if (want != nparams) {
+        rc = XAER_RMERR;
+        xac_err_setr(err, XAC_ESQL, rname(c),
+                     "resource %s: exec: the statement has %lu '?' placeholder(s) but %zu "
+                     "parameter(s) were given",
+                     rname(c), want, nparams);
+        goto out;
     }
     if (nparams > 0 && mysql_stmt_bind_param(st, b) != 0) {
         rc = stmt_fail(c, st, "exec (binding parameters)", err);
+        keep = false;
         goto out;
     }
     if (mysql_stmt_execute(st) != 0) {
+        unsigned no = mysql_stmt_errno(st);
+        /* A kept handle the server no longer knows (1243) or could not
+         * re-prepare after DDL (1615): nothing ran, so prepare afresh once. */
+        if (slot >= 0 && !reprepared && (no == 1243 || no == 1615)) {
+            cache_drop(c, (size_t)slot);
+            slot = -1;
+            st = NULL;
+            reprepared = true;
+            goto again;
+        }
         rc = stmt_fail(c, st, "exec", err);
+        keep = server_error(no);
         goto out;
     }
     meta = mysql_stmt_result_metadata(st);
     if (meta != NULL) {
+        had_rows = true;
         rc = store_stmt_result(c, st, meta, rows, err);
     } else if (mysql_stmt_errno(st) != 0) {
         rc = stmt_fail(c, st, "exec (result metadata)", err);
@@ -813,6 +1068,7 @@ static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_valu
     }
     /* A CALL may return more result sets; drain them. */
     while (rc == XA_OK && mysql_stmt_more_results(st)) {
+        had_rows = true;
         int nr = mysql_stmt_next_result(st);
         if (nr > 0)
             rc = stmt_fail(c, st, "exec (next result)", err);
@@ -820,10 +1076,19 @@ static int exec_stmt(my_conn *c, const char *sql, size_t sql_len, const xac_valu
             break;
         mysql_stmt_free_result(st);
     }
+    if (had_rows || rc != XA_OK)
+        keep = false;
 out:
     if (meta != NULL)
         mysql_free_result(meta);
-    mysql_stmt_close(st);
+    if (st != NULL) {
+        if (slot < 0 && rc == XA_OK && !had_rows && !c->base.broken)
+            cache_add(c, st, sql, sql_len);
+        else if (slot < 0)
+            mysql_stmt_close(st);
+        else if (!keep && !c->base.broken) /* a broken link's cache goes below */
+            cache_drop(c, (size_t)slot);
+    }
     drop_if_broken(c);
     free(b);
     free(plen);
@@ -838,11 +1103,21 @@ static int my_exec(drv_conn *dc, const char *sql, size_t sql_len, const xac_valu
     my_conn *c = (my_conn *)dc;
     if (c->state == BR_RBONLY)
         return rbonly_answer(c, "exec", err);
+    /* Work after drv_end meets an idle branch on the server, as it always did. */
+    int rc = flush_end(c, err);
+    if (rc != XA_OK)
+        return rc;
+    /* With a ';' the server could split the text into several statements;
+     * without multi-statements it refuses that, as it always did here. */
+    if (c->multi_on && memchr(sql, ';', sql_len) != NULL) {
+        if (mysql_set_server_option(c->m, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0)
+            return fail(c, DRV_STEP_EXEC, "exec (switching multi-statements off)", err);
+        c->multi_on = false;
+    }
     xac_rows scratch;
     xac_rows_init(&scratch);
     xac_rows *r = rows != NULL ? rows : &scratch;
     xac_rows_free(r);
-    int rc;
     if (nparams == 0) {
         /* One round trip, and statements the prepared API refuses work too. */
         if (mysql_real_query(c->m, sql, (unsigned long)sql_len) != 0)

@@ -1,0 +1,581 @@
+/* Integration tests of what the MySQL/MariaDB driver does to save round trips,
+ * against the real MariaDB of tests/fixtures/db.sh (XAC_TEST_MYSQL_*): the
+ * exact number of requests a branch costs, counted by the server itself in
+ * its general log (one row per client command; a command the server does not
+ * answer, COM_STMT_CLOSE, is no round trip); the per-connection cache of
+ * prepared statements (hits, LRU eviction, its bound, re-preparing after
+ * DDL); SQL with a ';' still refused as several statements; and errors of the
+ * deferred XA END: a branch the server rolled back without the statement
+ * failing still answers its XA_RB* code, and a link dropped before drv_end
+ * still fails at drv_end. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cu.h"
+#include "drv.h"
+#include "drv_check.h"
+
+#define RES "tripstest"
+#define T   "trips_t"
+
+static drv_conf g_conf;
+static bool g_have_env;
+
+static void load_conf(void)
+{
+    dt_conf_mysql(&g_conf, RES, "XAC_TEST_MYSQL_DB");
+    g_have_env = g_conf.host[0] && g_conf.port > 0 && g_conf.user[0] && g_conf.database[0];
+}
+
+#define NEED_ENV()                                                                                 \
+    do {                                                                                           \
+        if (!g_have_env)                                                                           \
+            CU_FAIL_FATAL("XAC_TEST_MYSQL_HOST/PORT/USER/PASSWORD/DB are not set: start "          \
+                          "MariaDB with tests/fixtures/db.sh start DIR and source DIR/env.sh");    \
+    } while (0)
+
+static void new_xid(xac_xid *x)
+{
+    dt_new_xid(x, "trips", RES);
+}
+
+/* The first cell of a one-row query, as text ("" when there is none). */
+static void sql_text(drv_conn *c, const char *sql, char *out, size_t outlen)
+{
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err e;
+    out[0] = '\0';
+    if (drv_exec(c, sql, strlen(sql), NULL, 0, &r, &e) == XA_OK && r.has_rows && r.nrows == 1) {
+        const char *s = xac_rows_cell(&r, 0, 0, NULL);
+        snprintf(out, outlen, "%s", s != NULL ? s : "");
+    }
+    xac_rows_free(&r);
+}
+
+static int exec_params(drv_conn *c, const char *sql, long long a, long long b, xac_err *e)
+{
+    xac_value p[2];
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_INT;
+    p[0].i = a;
+    p[1].type = XAC_T_INT;
+    p[1].i = b;
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(e);
+    int rc = drv_exec(c, sql, strlen(sql), p, 2, &r, e);
+    if (rc != XA_OK)
+        fprintf(stderr, "exec %s: %s\n", sql, e->msg);
+    xac_rows_free(&r);
+    return rc;
+}
+
+static const char UPD[] = "UPDATE " T " SET v = v + ? WHERE id = ?";
+
+/* ------------------------------------------------------------ counting */
+
+/* The server's general log, switched to a table for the count and back. */
+static char g_log_output[64];
+static long long g_general_log;
+
+static void log_on(drv_conn *o)
+{
+    sql_text(o, "SELECT @@global.log_output", g_log_output, sizeof g_log_output);
+    g_general_log = dt_sql_int(o, "SELECT @@global.general_log");
+    dt_sql_ok(o, "SET GLOBAL log_output = 'TABLE'");
+    dt_sql_ok(o, "SET GLOBAL general_log = 1");
+}
+
+static void log_off(drv_conn *o)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET GLOBAL general_log = %lld", g_general_log > 0 ? 1LL : 0LL);
+    dt_sql_ok(o, sql);
+    snprintf(sql, sizeof sql, "SET GLOBAL log_output = '%s'",
+             g_log_output[0] ? g_log_output : "FILE");
+    dt_sql_ok(o, sql);
+    dt_sql_ok(o, "TRUNCATE TABLE mysql.general_log");
+}
+
+/* Requests the server has answered on session tid so far. */
+static long long trips(drv_conn *o, long long tid)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM mysql.general_log WHERE thread_id = %lld AND command_type "
+             "NOT IN ('Close stmt', 'Quit', 'Long Data')",
+             tid);
+    return dt_sql_int(o, sql);
+}
+
+static long long session_id(drv_conn *c)
+{
+    return dt_sql_int(c, "SELECT CONNECTION_ID()");
+}
+
+typedef enum tx_kind { TX_ONE_PHASE, TX_TWO_PHASE, TX_ROLLBACK } tx_kind;
+
+/* One branch with one UPDATE, the way the engine drives it. */
+static void one_tx(drv_conn *c, tx_kind kind, long long id)
+{
+    xac_xid x;
+    new_xid(&x);
+    xac_err e;
+    xac_err_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, id, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    int rc;
+    if (kind == TX_ONE_PHASE) {
+        rc = drv_commit(c, &x, true, &e);
+    } else if (kind == TX_TWO_PHASE) {
+        rc = drv_prepare(c, &x, &e);
+        CU_ASSERT_EQUAL(rc, XA_OK);
+        rc = drv_commit(c, &x, false, &e);
+    } else {
+        rc = drv_rollback(c, &x, &e);
+    }
+    if (rc != XA_OK)
+        fprintf(stderr, "finishing the branch: %s\n", e.msg);
+    CU_ASSERT_EQUAL(rc, XA_OK);
+}
+
+/* Round trips per transaction of the given kind, over n transactions after
+ * one that warms the statement cache. */
+static long long per_tx(drv_conn *c, drv_conn *o, long long tid, tx_kind kind, int n)
+{
+    one_tx(c, kind, 1);
+    long long before = trips(o, tid);
+    for (int i = 0; i < n; i++)
+        one_tx(c, kind, 1 + i % 5);
+    long long total = trips(o, tid) - before;
+    CU_ASSERT_EQUAL(total % n, 0);
+    return total / n;
+}
+
+static void test_setup(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    dt_sql_ok(c, "DROP TABLE IF EXISTS " T);
+    dt_sql_ok(c, "CREATE TABLE " T " (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note "
+                 "VARCHAR(64) NULL) ENGINE=InnoDB");
+    dt_sql_ok(c, "INSERT INTO " T " (id, v) SELECT seq, 0 FROM seq_1_to_200");
+    /* A procedure that swallows its statement's deadlock: InnoDB rolls the
+     * whole branch back, yet the CALL succeeds, so only XA END can tell. */
+    dt_sql_ok(c, "DROP PROCEDURE IF EXISTS trips_swallow");
+    dt_sql_ok(c, "CREATE PROCEDURE trips_swallow(IN k BIGINT) BEGIN DECLARE CONTINUE HANDLER "
+                 "FOR SQLEXCEPTION BEGIN END; UPDATE " T " SET v = v + 1 WHERE id = k; END");
+    drv_close(c);
+}
+
+static void test_round_trips(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *o = dt_conn(&g_conf);
+    long long tid = session_id(c);
+    log_on(o);
+    long long one = per_tx(c, o, tid, TX_ONE_PHASE, 20);
+    long long two = per_tx(c, o, tid, TX_TWO_PHASE, 20);
+    long long rb = per_tx(c, o, tid, TX_ROLLBACK, 20);
+    fprintf(stderr, "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld\n",
+            one, two, rb);
+    /* START, EXECUTE, "XA END; XA COMMIT ONE PHASE" */
+    CU_ASSERT_EQUAL(one, 3);
+    /* START, EXECUTE, "XA END; XA PREPARE", XA COMMIT */
+    CU_ASSERT_EQUAL(two, 4);
+    /* START, EXECUTE, "XA END; XA ROLLBACK" */
+    CU_ASSERT_EQUAL(rb, 3);
+    /* The batches went out as single queries, with END first. */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM mysql.general_log WHERE thread_id = %lld AND argument LIKE "
+             "'XA END %%; XA COMMIT %% ONE PHASE'",
+             tid);
+    CU_ASSERT_EQUAL(dt_sql_int(o, sql), 21);
+    log_off(o);
+    /* And they did the work: 21 + 21 committed increments, none rolled back. */
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 42);
+    drv_close(c);
+    drv_close(o);
+}
+
+/* ------------------------------------------------------- the statement cache */
+
+static long long status(drv_conn *c, const char *name, bool global)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT VARIABLE_VALUE FROM information_schema.%s_STATUS WHERE VARIABLE_NAME = "
+             "'%s'",
+             global ? "GLOBAL" : "SESSION", name);
+    return dt_sql_int(c, sql);
+}
+
+/* The i-th of a family of distinct statements (they differ in a comment). */
+static void family(char *sql, size_t len, int i)
+{
+    snprintf(sql, len, "UPDATE " T " /* s%d */ SET v = v + ? WHERE id = ?", i);
+}
+
+static void test_cache_hits(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    long long p0 = status(c, "COM_STMT_PREPARE", false);
+    for (int i = 0; i < 50; i++)
+        CU_ASSERT_EQUAL(exec_params(c, UPD, 0, 10, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 1);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_EXECUTE", false) >= 50, true);
+    /* Another text is another statement. */
+    CU_ASSERT_EQUAL(exec_params(c, "UPDATE " T " SET v = v - ? WHERE id = ?", 0, 10, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 2);
+    /* A statement that fails keeps its handle: the next exec is a hit. */
+    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    CU_ASSERT_EQUAL(exec_params(c, ins, 1000, 0, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, ins, 1000, 0, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
+    CU_ASSERT_EQUAL(exec_params(c, ins, 1001, 0, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 3);
+    /* Too many or too few parameters for a cached statement: refused as before. */
+    xac_value one = {.type = XAC_T_INT, .i = 1};
+    xac_rows r;
+    xac_rows_init(&r);
+    CU_ASSERT_EQUAL(drv_exec(c, ins, sizeof ins - 1, &one, 1, &r, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "2 '?' placeholder(s) but 1 parameter(s)"));
+    /* Rows come back from statements with a result, which are not kept. */
+    static const char sel[] = "SELECT v FROM " T " WHERE id = ? AND v >= ?";
+    for (int i = 0; i < 3; i++) {
+        xac_value p[2] = {{.type = XAC_T_INT, .i = 1001}, {.type = XAC_T_INT, .i = 0}};
+        CU_ASSERT_EQUAL(drv_exec(c, sel, sizeof sel - 1, p, 2, &r, &e), XA_OK);
+        CU_ASSERT_TRUE(r.has_rows);
+        CU_ASSERT_EQUAL(r.nrows, 1);
+        xac_rows_free(&r);
+    }
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 6);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 1000");
+    drv_close(c);
+}
+
+/* Least recently used goes first, and one session never holds more than 32. */
+static void test_cache_lru_bound(void)
+{
+    NEED_ENV();
+    drv_conn *o = dt_conn(&g_conf);
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    char sql[128];
+    long long p0 = status(c, "COM_STMT_PREPARE", false);
+    for (int i = 0; i < 32; i++) {
+        family(sql, sizeof sql, i);
+        CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    }
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 32);
+    family(sql, sizeof sql, 0); /* s0 becomes the most recent */
+    CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 32);
+    family(sql, sizeof sql, 32); /* evicts s1, the least recent */
+    CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 33);
+    family(sql, sizeof sql, 0);
+    CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 33);
+    family(sql, sizeof sql, 1);
+    CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 34);
+    for (int i = 33; i < 60; i++) {
+        family(sql, sizeof sql, i);
+        CU_ASSERT_EQUAL(exec_params(c, sql, 0, 20, &e), XA_OK);
+    }
+    /* What the session holds on the server: prepared minus closed. */
+    long long held = status(c, "COM_STMT_PREPARE", false) - status(c, "COM_STMT_CLOSE", false);
+    CU_ASSERT_EQUAL(held, 32);
+    /* Closing the connection frees them on the server (asynchronously; other
+     * sessions closing meanwhile only lower the count further). */
+    long long before = status(o, "PREPARED_STMT_COUNT", true);
+    drv_close(c);
+    long long after = before;
+    for (int i = 0; i < 500 && after > before - 32; i++) {
+        usleep(10000);
+        after = status(o, "PREPARED_STMT_COUNT", true);
+    }
+    CU_ASSERT(after <= before - 32);
+    drv_close(o);
+}
+
+/* DDL between two executions: the server re-prepares the kept statement
+ * itself, and it still does the work. */
+static void test_cache_after_ddl(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    dt_sql_ok(c, "DROP TABLE IF EXISTS trips_ddl");
+    dt_sql_ok(c, "CREATE TABLE trips_ddl (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
+    dt_sql_ok(c, "INSERT INTO trips_ddl VALUES (1, 0)");
+    static const char upd[] = "UPDATE trips_ddl SET v = v + ? WHERE id = ?";
+    CU_ASSERT_EQUAL(exec_params(c, upd, 1, 1, &e), XA_OK);
+    dt_sql_ok(c, "ALTER TABLE trips_ddl ADD COLUMN w INT NULL, FORCE");
+    CU_ASSERT_EQUAL(exec_params(c, upd, 1, 1, &e), XA_OK);
+    dt_sql_ok(c, "DROP TABLE trips_ddl");
+    dt_sql_ok(c, "CREATE TABLE trips_ddl (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
+    dt_sql_ok(c, "INSERT INTO trips_ddl VALUES (1, 40)");
+    CU_ASSERT_EQUAL(exec_params(c, upd, 2, 1, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM trips_ddl WHERE id = 1"), 42);
+    /* Gone altogether: an SQL error, and the statement works once it is back. */
+    dt_sql_ok(c, "DROP TABLE trips_ddl");
+    CU_ASSERT_EQUAL(exec_params(c, upd, 1, 1, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1146"));
+    CU_ASSERT_FALSE(c->broken);
+    dt_sql_ok(c, "CREATE TABLE trips_ddl (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
+    dt_sql_ok(c, "INSERT INTO trips_ddl VALUES (1, 1)");
+    CU_ASSERT_EQUAL(exec_params(c, upd, 1, 1, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM trips_ddl WHERE id = 1"), 2);
+    dt_sql_ok(c, "DROP TABLE trips_ddl");
+    drv_close(c);
+}
+
+/* ------------------------------------------------------------ ';' in SQL */
+
+static void test_semicolons(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    xac_rows r;
+    xac_rows_init(&r);
+    /* Two statements in one text are refused, as without the batching. */
+    static const char two[] = "UPDATE " T " SET v = v + 1000 WHERE id = 30; SELECT 1";
+    CU_ASSERT_EQUAL(drv_exec(c, two, sizeof two - 1, NULL, 0, &r, &e), XAER_RMERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1064"));
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 30"), 0);
+    /* A ';' inside a literal is just a character. */
+    static const char lit[] = "SELECT 'a;b'";
+    CU_ASSERT_EQUAL(drv_exec(c, lit, sizeof lit - 1, NULL, 0, &r, &e), XA_OK);
+    CU_ASSERT_STRING_EQUAL(xac_rows_cell(&r, 0, 0, NULL), "a;b");
+    xac_rows_free(&r);
+    /* A trailing ';' is accepted as before. */
+    static const char trail[] = "SELECT 5;";
+    CU_ASSERT_EQUAL(drv_exec(c, trail, sizeof trail - 1, NULL, 0, &r, &e), XA_OK);
+    xac_rows_free(&r);
+    /* With parameters too. */
+    static const char ptwo[] = "UPDATE " T " SET v = v + ? WHERE id = ?; SELECT 1";
+    xac_value p[2] = {{.type = XAC_T_INT, .i = 1000}, {.type = XAC_T_INT, .i = 30}};
+    CU_ASSERT_EQUAL(drv_exec(c, ptwo, sizeof ptwo - 1, p, 2, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 30"), 0);
+    /* Branches still work afterwards (the batch switches multi-statements
+     * back on), in both orders. */
+    one_tx(c, TX_ONE_PHASE, 30);
+    one_tx(c, TX_TWO_PHASE, 30);
+    CU_ASSERT_EQUAL(drv_exec(c, two, sizeof two - 1, NULL, 0, &r, &e), XAER_RMERR);
+    one_tx(c, TX_ROLLBACK, 30);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 30"), 2);
+    CU_ASSERT_FALSE(c->broken);
+    drv_close(c);
+}
+
+/* ------------------------------------------------- the deferred XA END */
+
+typedef struct lock_arg {
+    drv_conn *c;
+    const char *sql;
+    int rc;
+} lock_arg;
+
+static void *run_locking(void *p)
+{
+    lock_arg *a = p;
+    xac_err e;
+    a->rc = dt_sql_rc(a->c, a->sql, &e);
+    return NULL;
+}
+
+/* Waits, by asking the server, until some transaction waits for a lock. */
+static void wait_lock_wait(void)
+{
+    for (int i = 0; i < 100; i++) {
+        drv_conn *q = dt_conn(&g_conf);
+        long long w = dt_sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
+                                    "trx_state = 'LOCK WAIT'");
+        drv_close(q);
+        if (w > 0)
+            return;
+        usleep(150000); /* InnoDB refreshes innodb_trx only after 100 ms unread */
+    }
+    CU_FAIL("no transaction ever waited for a lock");
+}
+
+typedef enum finish_by { BY_ONE_PHASE, BY_PREPARE, BY_ROLLBACK } finish_by;
+
+/* Branch a (one row changed) and a heavy local transaction b (many rows)
+ * deadlock inside a's CALL, whose handler swallows the error: InnoDB rolls
+ * back the lighter a, the CALL succeeds, and only a's XA END can say so. */
+static void swallowed_deadlock(finish_by how, long long k1, long long k2)
+{
+    drv_conn *a = dt_conn(&g_conf), *b = dt_conn(&g_conf);
+    xac_err e;
+    xac_err_clear(&e);
+    char sql[256];
+    xac_xid x;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(a, &x, &e), XA_OK);
+    long long v0 = dt_sql_int(b, "SELECT v FROM " T " WHERE id = 199");
+    snprintf(sql, sizeof sql, "UPDATE " T " SET v = v + 1 WHERE id = %lld", k1);
+    CU_ASSERT_EQUAL(exec_params(a, "UPDATE " T " SET v = v + ? WHERE id = ?", 1, k1, &e), XA_OK);
+    dt_sql_ok(b, "BEGIN");
+    snprintf(sql, sizeof sql,
+             "UPDATE " T " SET v = v + 1 WHERE id BETWEEN 100 AND 199 OR id = %lld", k2);
+    dt_sql_ok(b, sql);
+    /* b now waits for a's row ... */
+    snprintf(sql, sizeof sql, "UPDATE " T " SET v = v + 1 WHERE id = %lld", k1);
+    lock_arg la = {.c = b, .sql = sql, .rc = 99};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, run_locking, &la) == 0);
+    wait_lock_wait();
+    /* ... and a asks for b's: a cycle, and a is the lighter one. */
+    char call[64];
+    snprintf(call, sizeof call, "CALL trips_swallow(%lld)", k2);
+    int rc = dt_sql_rc(a, call, &e);
+    CU_ASSERT_EQUAL(rc, XA_OK);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(la.rc, XA_OK);
+    dt_sql_ok(b, "COMMIT");
+
+    /* Deferred, END says nothing yet; the step that sends it answers. The
+     * server refuses END of a ROLLBACK ONLY branch with 1399, which here
+     * can only mean that it rolled the branch back: XA_RBROLLBACK, with the
+     * same message as when END went out by itself. */
+    CU_ASSERT_EQUAL(drv_end(a, &x, &e), XA_OK);
+    if (how == BY_ONE_PHASE) {
+        rc = drv_commit(a, &x, true, &e);
+        CU_ASSERT_EQUAL(rc, XA_RBROLLBACK);
+        CU_ASSERT_EQUAL(e.code, XAC_EROLLBACK);
+        CU_ASSERT_STRING_EQUAL(e.resource, RES);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "one-phase commit: the server already rolled the "
+                                             "branch back (XA_RBROLLBACK): MariaDB error 1399"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "ROLLBACK ONLY"));
+    } else if (how == BY_PREPARE) {
+        rc = drv_prepare(a, &x, &e);
+        CU_ASSERT_EQUAL(rc, XA_RBROLLBACK);
+        CU_ASSERT_EQUAL(e.code, XAC_EROLLBACK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "XA END: the server already rolled the branch back "
+                                             "(XA_RBROLLBACK): MariaDB error 1399"));
+        /* The engine's rollback after a no vote clears the connection. */
+        CU_ASSERT_EQUAL(drv_rollback(a, &x, &e), XA_OK);
+    } else {
+        CU_ASSERT_EQUAL(drv_rollback(a, &x, &e), XA_OK);
+    }
+    CU_ASSERT_FALSE(a->broken);
+    /* a's change is gone, b's is there, and a takes a new branch. */
+    snprintf(sql, sizeof sql, "SELECT v FROM " T " WHERE id = %lld", k1);
+    long long v1 = dt_sql_int(b, sql);
+    CU_ASSERT_EQUAL(dt_sql_int(b, "SELECT v FROM " T " WHERE id = 199"), v0 + 1);
+    new_xid(&x);
+    CU_ASSERT_EQUAL(drv_start(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(a, "UPDATE " T " SET v = v + ? WHERE id = ?", 1, k1, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(a, &x, true, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(b, sql), v1 + 1);
+    drv_close(a);
+    drv_close(b);
+}
+
+static void test_deferred_end_rolled_back(void)
+{
+    NEED_ENV();
+    swallowed_deadlock(BY_ONE_PHASE, 40, 41);
+    swallowed_deadlock(BY_PREPARE, 42, 43);
+    swallowed_deadlock(BY_ROLLBACK, 44, 45);
+}
+
+static void kill_session(long long id)
+{
+    drv_conn *k = dt_conn(&g_conf);
+    char sql[128];
+    snprintf(sql, sizeof sql, "KILL %lld", id);
+    dt_sql_ok(k, sql);
+    /* Until the server has closed the session (and so its socket). */
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM information_schema.processlist WHERE id = %lld",
+             id);
+    for (int i = 0; i < 500 && dt_sql_int(k, sql) != 0; i++)
+        usleep(10000);
+    drv_close(k);
+}
+
+/* A link the server dropped before drv_end fails at drv_end, as it did when
+ * XA END went out at once: the engine then knows nothing was committed. */
+static void test_dropped_before_end(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    xac_xid x;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 50, &e), XA_OK);
+    kill_session(session_id(c));
+    usleep(20000);
+    int rc = drv_end(c, &x, &e);
+    CU_ASSERT_EQUAL(rc, XAER_RMFAIL);
+    CU_ASSERT_TRUE(c->broken);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "XA END failed"));
+    drv_close(c);
+    /* Killed after drv_end: the batch fails; the link is gone either way. */
+    c = dt_conn(&g_conf);
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 50, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    kill_session(session_id(c));
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XAER_RMFAIL);
+    CU_ASSERT_TRUE(c->broken);
+    drv_close(c);
+    drv_conn *o = dt_conn(&g_conf);
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT v FROM " T " WHERE id = 50"), 0);
+    drv_close(o);
+}
+
+/* An exec after drv_end meets an ended branch, as it always did, and the
+ * connection is not confused about the branch afterwards. */
+static void test_exec_after_end(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    xac_err e;
+    xac_xid x;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 60, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK); /* twice is harmless */
+    xac_rows r;
+    xac_rows_init(&r);
+    static const char q[] = "UPDATE " T " SET v = v + 1 WHERE id = 60";
+    int rc = drv_exec(c, q, sizeof q - 1, NULL, 0, &r, &e);
+    CU_ASSERT_EQUAL(rc, XAER_RMFAIL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1399"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "IDLE state"));
+    xac_rows_free(&r);
+    drv_close(c);
+}
+
+int cu_register(void)
+{
+    load_conf();
+    static const cu_test live[] = {{"setup", test_setup},
+                                   {"round_trips", test_round_trips},
+                                   {"cache_hits", test_cache_hits},
+                                   {"cache_lru_bound", test_cache_lru_bound},
+                                   {"cache_after_ddl", test_cache_after_ddl},
+                                   {"semicolons", test_semicolons},
+                                   {"deferred_end_rolled_back", test_deferred_end_rolled_back},
+                                   {"dropped_before_end", test_dropped_before_end},
+                                   {"exec_after_end", test_exec_after_end},
+                                   {NULL, NULL}};
+    return cu_add_suite("mysql_trips", live);
+}
