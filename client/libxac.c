@@ -30,7 +30,7 @@ struct xac_conn {
     char broken[256];   /* why fd is -1, for later calls */
     xac_tx *tx;         /* the open transaction, if any */
     xac_buf out;
-    xac_buf in;
+    xac_reader in; /* replies: one read() per reply, not three */
 };
 
 struct xac_tx {
@@ -152,7 +152,10 @@ static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error 
         return rc;
 
     uint8_t type = 0;
-    rc = xac_frame_read(c->fd, c->recv_max, &type, &c->in, &ce);
+    const uint8_t *payload = NULL;
+    size_t plen = 0;
+    c->in.fd = c->fd;
+    rc = xac_reader_frame(&c->in, c->recv_max, &type, &payload, &plen, &ce);
     if (rc != XAC_OK) {
         if (rc == XAC_ELIMIT) {
             fail(e, XAC_ELIMIT, NULL,
@@ -170,7 +173,7 @@ static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error 
         return rc;
     }
     xac_msg_init(reply, type);
-    rc = xac_msg_decode(type, c->in.data, c->in.len, reply, &ce);
+    rc = xac_msg_decode(type, payload, plen, reply, &ce);
     if (rc != XAC_OK) {
         fail(e, XAC_EPROTO, NULL, "malformed reply from xacd at %s: %s; connection closed", c->addr,
              ce.msg);
@@ -333,7 +336,7 @@ static void conn_free(xac_conn *c)
     free(c->addr);
     free(c->node_id);
     xac_buf_free(&c->out);
-    xac_buf_free(&c->in);
+    xac_reader_free(&c->in);
     free(c);
 }
 
@@ -360,7 +363,7 @@ int xac_connect(const char *addr, const char *client, const char *token, xac_con
     c->max_frame = XAC_FRAME_DEFAULT_MAX;
     c->recv_max = XAC_FRAME_DEFAULT_MAX;
     xac_buf_init(&c->out);
-    xac_buf_init(&c->in);
+    xac_reader_init(&c->in, -1);
     copy_str(c->broken, sizeof c->broken, "not connected");
 
     int rc;

@@ -643,6 +643,98 @@ int xac_frame_read(int fd, uint32_t max_frame, uint8_t *type, xac_buf *payload, 
     return XAC_OK;
 }
 
+/* A reader starts with this much room, and gives back a buffer that grew
+ * beyond READER_KEEP for a large frame once that frame is consumed. */
+#define READER_MIN  4096
+#define READER_KEEP (64 * 1024)
+
+void xac_reader_init(xac_reader *r, int fd)
+{
+    r->fd = fd;
+    r->data = NULL;
+    r->cap = 0;
+    r->start = 0;
+    r->end = 0;
+}
+
+void xac_reader_free(xac_reader *r)
+{
+    free(r->data);
+    xac_reader_init(r, r->fd);
+}
+
+size_t xac_reader_pending(const xac_reader *r)
+{
+    return r->end - r->start;
+}
+
+/* Makes room for need bytes from start on: moves what is pending to the front
+ * and grows the buffer when that is not enough. */
+static int reader_room(xac_reader *r, size_t need, xac_err *err)
+{
+    if (r->cap - r->start >= need)
+        return XAC_OK;
+    size_t pending = r->end - r->start;
+    if (r->start > 0) {
+        memmove(r->data, r->data + r->start, pending);
+        r->start = 0;
+        r->end = pending;
+    }
+    if (r->cap >= need)
+        return XAC_OK;
+    size_t cap = need < READER_MIN ? READER_MIN : need;
+    uint8_t *d = realloc(r->data, cap);
+    if (d == NULL)
+        return xac_err_set(err, XAC_ENOMEM, "out of memory for a frame of %zu bytes", need);
+    r->data = d;
+    r->cap = cap;
+    return XAC_OK;
+}
+
+/* Reads until need bytes are pending; each read takes as much as fits. */
+static int reader_fill(xac_reader *r, size_t need, xac_err *err)
+{
+    while (r->end - r->start < need) {
+        ssize_t k = read(r->fd, r->data + r->end, r->cap - r->end);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return read_failed(k < 0 ? -1 : 1, r->end > r->start, err);
+        r->end += (size_t)k;
+    }
+    return XAC_OK;
+}
+
+int xac_reader_frame(xac_reader *r, uint32_t max_frame, uint8_t *type, const uint8_t **payload,
+                     size_t *len, xac_err *err)
+{
+    if (r->start == r->end) {
+        r->start = r->end = 0;
+        if (r->cap > READER_KEEP) {
+            free(r->data);
+            r->data = NULL;
+            r->cap = 0;
+        }
+    }
+    TRY(reader_room(r, 4, err));
+    TRY(reader_fill(r, 4, err));
+    const uint8_t *h = r->data + r->start;
+    uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    if (n == 0)
+        return xac_err_set(err, XAC_EPROTO, "frame length 0: a frame holds at least its type");
+    if (n > max_frame)
+        return xac_err_set(err, XAC_ELIMIT, "frame of %u bytes exceeds the limit of %u bytes", n,
+                           max_frame);
+    size_t total = 4 + (size_t)n;
+    TRY(reader_room(r, total, err));
+    TRY(reader_fill(r, total, err));
+    *type = r->data[r->start + 4];
+    *payload = r->data + r->start + 5;
+    *len = n - 1;
+    r->start += total;
+    return XAC_OK;
+}
+
 int xac_write_all(int fd, const void *p, size_t n, xac_err *err)
 {
     const uint8_t *b = p;

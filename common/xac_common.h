@@ -244,6 +244,29 @@ int xac_msg_decode(uint8_t type, const uint8_t *payload, size_t len, xac_msg *m,
  * reading its body; EOF before a whole frame gives XAC_ECONN ("closed" when no
  * byte of the frame had arrived). */
 int xac_frame_read(int fd, uint32_t max_frame, uint8_t *type, xac_buf *payload, xac_err *err);
+/* A connection's buffered read side. One read() takes whatever the peer has
+ * sent so far, so a frame usually costs one system call instead of three, and
+ * frames that arrived together (a client that pipelines) are served one after
+ * the other from the buffer. The buffer grows to hold a frame larger than it
+ * (up to max_frame) and shrinks back once that frame is consumed. */
+typedef struct xac_reader {
+    int fd;
+    uint8_t *data;
+    size_t cap;   /* bytes allocated */
+    size_t start; /* the first byte not yet returned in a frame */
+    size_t end;   /* one past the last byte read */
+} xac_reader;
+
+void xac_reader_init(xac_reader *r, int fd);
+void xac_reader_free(xac_reader *r);
+/* xac_frame_read from r's buffer, with the same errors and messages; a frame
+ * longer than max_frame gives XAC_ELIMIT before its body is waited for (bytes
+ * of it may already be buffered: the connection is of no further use). The
+ * payload points into r's buffer and stays valid until the next call. */
+int xac_reader_frame(xac_reader *r, uint32_t max_frame, uint8_t *type, const uint8_t **payload,
+                     size_t *len, xac_err *err);
+/* Bytes received and not yet returned in a frame. */
+size_t xac_reader_pending(const xac_reader *r);
 /* Writes all bytes, retrying on EINTR and short writes; XAC_ECONN on failure.
  * Never raises SIGPIPE. */
 int xac_write_all(int fd, const void *p, size_t n, xac_err *err);

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "fault.h"
@@ -32,27 +35,55 @@
 
 typedef void (*job_fn)(void *arg);
 
-/* A fan-out: the caller waits until left drops to zero. */
-typedef struct fanout {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t left;
-} fanout;
+/* A fan-out's completion word: twice the number of jobs handed to workers
+ * and not finished yet, plus FAN_WAITING while the caller sleeps on it (a
+ * futex). A worker that finishes the last job wakes the caller only when
+ * that bit is set, so a caller that never had to sleep costs no wake-up. */
+#define FAN_WAITING 1u
+#define FAN_ONE     2u
 
-typedef struct job {
+/* A worker's state word, its futex: the low two bits are the state, the rest
+ * counts the jobs posted to it, so that a caller taking back its job (a
+ * compare-and-swap on the exact word it posted) can never take a later
+ * caller's job instead. */
+#define W_IDLE    0u
+#define W_POSTED  1u
+#define W_RUNNING 2u
+#define W_STOP    3u
+#define W_MASK    3u
+#define W_GEN     4u
+
+typedef struct worker {
+    atomic_uint state;
+    /* The job, written by the caller that took the worker off the idle
+     * stack, read by the worker once it moved the state to W_RUNNING. */
     job_fn fn;
     void *arg;
-    fanout *f;
-    struct job *next;
-} job;
+    atomic_uint *fan;
+    atomic_uint next_idle; /* index + 1 of the next idle worker, 0: none */
+    struct workers *pool;
+    pthread_t th;
+} worker;
 
+/* A job no worker was idle for; lives on its caller's stack. */
+typedef struct ojob {
+    job_fn fn;
+    void *arg;
+    atomic_uint *fan;
+    struct ojob *next;
+} ojob;
+
+/* The pool: no lock on the way. Idle workers sit on a stack (a tagged index
+ * in one word against ABA); a caller pops one per job, posts the job in its
+ * state word and wakes it alone. When every worker is busy, the job waits in
+ * the overflow queue, which a worker looks at before it goes idle. */
 typedef struct workers {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job *head, *tail;
-    bool stop;
-    pthread_t *threads;
+    worker *w;
     int nthreads;
+    _Atomic uint64_t idle; /* tag << 32 | index + 1 of the top, 0: empty */
+    pthread_mutex_t omu;   /* the overflow queue */
+    ojob *ohead, **otail;
+    atomic_uint nover; /* its length, to look without the lock */
 } workers;
 
 /* ------------------------------------------------------------- txns */
@@ -200,118 +231,249 @@ static int code_of(int rc)
 
 /* ---------------------------------------------------------- worker pool */
 
-static void *worker_main(void *arg)
+static void futex_wake1(atomic_uint *word)
 {
-    workers *w = arg;
-    for (;;) {
-        pthread_mutex_lock(&w->mu);
-        while (w->head == NULL && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (w->head == NULL) {
-            pthread_mutex_unlock(&w->mu);
-            return NULL;
-        }
-        job *j = w->head;
-        w->head = j->next;
-        if (w->head == NULL)
-            w->tail = NULL;
-        pthread_mutex_unlock(&w->mu);
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
-        j->fn(j->arg);
-        pthread_mutex_lock(&j->f->mu);
-        if (--j->f->left == 0)
-            pthread_cond_signal(&j->f->cv);
-        pthread_mutex_unlock(&j->f->mu);
+static void futex_wait_val(atomic_uint *word, unsigned val)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+/* One job handed to a worker is finished. After the decrement the caller may
+ * return at any moment, so fan is touched again only to wake a caller that
+ * said it sleeps (a wake on its stack word after it left is harmless: the
+ * stack stays mapped, and futex waiters recheck). */
+static void fan_done(atomic_uint *fan)
+{
+    unsigned old = atomic_fetch_sub(fan, FAN_ONE);
+    if (old == (FAN_ONE | FAN_WAITING))
+        futex_wake1(fan);
+}
+
+static void idle_push(workers *p, worker *wk)
+{
+    uint32_t me = (uint32_t)(wk - p->w) + 1;
+    uint64_t old = atomic_load(&p->idle);
+    for (;;) {
+        atomic_store_explicit(&wk->next_idle, (uint32_t)old, memory_order_relaxed);
+        uint64_t nw = ((old >> 32) + 1) << 32 | me;
+        if (atomic_compare_exchange_weak(&p->idle, &old, nw))
+            return;
     }
 }
 
-static int workers_start(workers *w, int n, xac_err *err)
+static worker *idle_pop(workers *p)
 {
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    uint64_t old = atomic_load(&p->idle);
+    for (;;) {
+        uint32_t top = (uint32_t)old;
+        if (top == 0)
+            return NULL;
+        uint32_t next = atomic_load_explicit(&p->w[top - 1].next_idle, memory_order_relaxed);
+        uint64_t nw = ((old >> 32) + 1) << 32 | next;
+        if (atomic_compare_exchange_weak(&p->idle, &old, nw))
+            return &p->w[top - 1];
+    }
+}
+
+/* The oldest job of the overflow queue, or NULL. */
+static ojob *over_pop(workers *p)
+{
+    if (atomic_load(&p->nover) == 0)
+        return NULL;
+    pthread_mutex_lock(&p->omu);
+    ojob *j = p->ohead;
+    if (j != NULL) {
+        p->ohead = j->next;
+        if (p->ohead == NULL)
+            p->otail = &p->ohead;
+        atomic_fetch_sub(&p->nover, 1);
+    }
+    pthread_mutex_unlock(&p->omu);
+    return j;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    for (;;) {
+        unsigned s = atomic_load(&wk->state);
+        if ((s & W_MASK) == W_STOP)
+            return NULL;
+        if ((s & W_MASK) != W_POSTED) {
+            futex_wait_val(&wk->state, s);
+            continue;
+        }
+        unsigned run = (s & ~W_MASK) | W_RUNNING;
+        if (!atomic_compare_exchange_strong(&wk->state, &s, run))
+            continue; /* taken back by its caller, or stopped */
+        atomic_uint *fan = wk->fan;
+        wk->fn(wk->arg);
+        fan_done(fan);
+        /* Jobs that found every worker busy come first. Once popped, a job's
+         * caller waits for it, so its stack frame stays put until fan_done. */
+        for (ojob *oj; (oj = over_pop(wk->pool)) != NULL;) {
+            atomic_uint *ofan = oj->fan;
+            oj->fn(oj->arg);
+            fan_done(ofan);
+        }
+        unsigned idle = (run & ~W_MASK) | W_IDLE;
+        if (!atomic_compare_exchange_strong(&wk->state, &run, idle))
+            return NULL; /* stopped meanwhile */
+        idle_push(wk->pool, wk);
+    }
+}
+
+static void workers_stop(workers *p)
+{
+    for (int i = 0; i < p->nthreads; i++) {
+        worker *wk = &p->w[i];
+        unsigned was = atomic_exchange(&wk->state, W_STOP);
+        futex_wake1(&wk->state);
+        /* A job posted and not started would leave its caller waiting. */
+        if ((was & W_MASK) == W_POSTED) {
+            wk->fn(wk->arg);
+            fan_done(wk->fan);
+        }
+    }
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->w[i].th, NULL);
+    free(p->w);
+    p->w = NULL;
+    p->nthreads = 0;
+    pthread_mutex_destroy(&p->omu);
+}
+
+static int workers_start(workers *p, int n, xac_err *err)
+{
+    memset(p, 0, sizeof *p);
+    atomic_init(&p->idle, 0);
+    pthread_mutex_init(&p->omu, NULL);
+    p->ohead = NULL;
+    p->otail = &p->ohead;
+    atomic_init(&p->nover, 0);
     if (n <= 0)
         return XAC_OK;
-    w->threads = calloc((size_t)n, sizeof *w->threads);
-    if (w->threads == NULL)
+    p->w = calloc((size_t)n, sizeof *p->w);
+    if (p->w == NULL)
         return xac_err_set(err, XAC_ENOMEM, "engine: out of memory for %d worker threads", n);
     for (int i = 0; i < n; i++) {
-        int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        worker *wk = &p->w[i];
+        atomic_init(&wk->state, W_IDLE);
+        atomic_init(&wk->next_idle, 0);
+        wk->pool = p;
+        int rc = pthread_create(&wk->th, NULL, worker_main, wk);
         if (rc != 0) {
             xac_err_set(err, XAC_EINTERNAL, "engine: cannot start worker thread %d of %d: %s",
                         i + 1, n, strerror(rc));
-            pthread_mutex_lock(&w->mu);
-            w->stop = true;
-            pthread_cond_broadcast(&w->cv);
-            pthread_mutex_unlock(&w->mu);
-            for (int k = 0; k < i; k++)
-                pthread_join(w->threads[k], NULL);
-            free(w->threads);
-            w->threads = NULL;
+            workers_stop(p);
             return XAC_EINTERNAL;
         }
-        w->nthreads = i + 1;
+        p->nthreads = i + 1;
+        idle_push(p, wk);
     }
     return XAC_OK;
 }
 
-static void workers_stop(workers *w)
-{
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->nthreads; i++)
-        pthread_join(w->threads[i], NULL);
-    free(w->threads);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
-}
-
-/* Runs fn on each of n args in parallel and returns when all are done. The
- * caller runs the first itself, so a busy pool never stalls a fan-out of one
- * and never deadlocks. */
+/* Runs fn on each of n args (at most JOURNAL_MAX_BRANCHES) in parallel and
+ * returns when all are done. The caller runs the first itself, so a fan-out
+ * of one costs no hand-off and a busy pool never deadlocks. Each other job
+ * goes to one idle worker, woken alone, or, when every worker is busy, to the
+ * overflow queue for the first worker that gets free. A job that no worker
+ * has started by the time the caller is done with its own is taken back and
+ * run by the caller: that saves the wait for a worker when the branches are
+ * quick, and keeps them in parallel when they are slow (a worker has long
+ * started). */
 static void run_all(engine *e, job_fn fn, void **args, size_t n)
 {
     if (n == 0)
         return;
-    job *jobs = NULL;
-    if (n > 1 && e->w.nthreads > 0)
-        jobs = calloc(n - 1, sizeof *jobs);
-    if (jobs == NULL) {
-        for (size_t i = 0; i < n; i++)
-            fn(args[i]);
-        return;
-    }
-    fanout f;
-    pthread_mutex_init(&f.mu, NULL);
-    pthread_cond_init(&f.cv, NULL);
-    f.left = n - 1;
-    pthread_mutex_lock(&e->w.mu);
+    workers *p = &e->w;
+    worker *posted[JOURNAL_MAX_BRANCHES];
+    unsigned word[JOURNAL_MAX_BRANCHES];
+    ojob over[JOURNAL_MAX_BRANCHES];
+    bool queued[JOURNAL_MAX_BRANCHES];
+    size_t nqueued = 0;
+    atomic_uint fan;
+    atomic_init(&fan, 0);
     for (size_t i = 1; i < n; i++) {
-        job *j = &jobs[i - 1];
-        j->fn = fn;
-        j->arg = args[i];
-        j->f = &f;
-        j->next = NULL;
-        if (e->w.tail != NULL)
-            e->w.tail->next = j;
-        else
-            e->w.head = j;
-        e->w.tail = j;
+        posted[i] = NULL;
+        queued[i] = false;
+        if (p->nthreads == 0)
+            continue;
+        worker *wk = idle_pop(p);
+        atomic_fetch_add(&fan, FAN_ONE);
+        if (wk == NULL) {
+            over[i] = (ojob){fn, args[i], &fan, NULL};
+            pthread_mutex_lock(&p->omu);
+            *p->otail = &over[i];
+            p->otail = &over[i].next;
+            atomic_fetch_add(&p->nover, 1);
+            pthread_mutex_unlock(&p->omu);
+            queued[i] = true;
+            nqueued++;
+            continue;
+        }
+        wk->fn = fn;
+        wk->arg = args[i];
+        wk->fan = &fan;
+        unsigned s = atomic_load(&wk->state);
+        unsigned post = ((s & ~W_MASK) + W_GEN) | W_POSTED;
+        if ((s & W_MASK) != W_IDLE || !atomic_compare_exchange_strong(&wk->state, &s, post)) {
+            atomic_fetch_sub(&fan, FAN_ONE); /* stopping: run it here */
+            continue;
+        }
+        posted[i] = wk;
+        word[i] = post;
+        futex_wake1(&wk->state);
     }
-    pthread_cond_broadcast(&e->w.cv);
-    pthread_mutex_unlock(&e->w.mu);
 
     fn(args[0]);
 
-    pthread_mutex_lock(&f.mu);
-    while (f.left > 0)
-        pthread_cond_wait(&f.cv, &f.mu);
-    pthread_mutex_unlock(&f.mu);
-    pthread_mutex_destroy(&f.mu);
-    pthread_cond_destroy(&f.cv);
-    free(jobs);
+    /* Take back the queued jobs no worker has taken. */
+    if (nqueued > 0) {
+        pthread_mutex_lock(&p->omu);
+        for (ojob **pp = &p->ohead; *pp != NULL;) {
+            ojob *j = *pp;
+            if (j->fan != &fan) {
+                pp = &j->next;
+                continue;
+            }
+            *pp = j->next;
+            if (*pp == NULL)
+                p->otail = pp;
+            atomic_fetch_sub(&p->nover, 1);
+            j->fn = NULL; /* ours to run below */
+        }
+        pthread_mutex_unlock(&p->omu);
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (queued[i]) {
+            if (over[i].fn != NULL)
+                continue; /* a worker has it */
+            atomic_fetch_sub(&fan, FAN_ONE);
+        } else if (posted[i] != NULL) {
+            worker *wk = posted[i];
+            unsigned s = word[i];
+            if (!atomic_compare_exchange_strong(&wk->state, &s, (word[i] & ~W_MASK) | W_IDLE))
+                continue; /* the worker has it */
+            idle_push(p, wk);
+            atomic_fetch_sub(&fan, FAN_ONE);
+        }
+        fn(args[i]);
+    }
+
+    if (atomic_load(&fan) == 0)
+        return;
+    atomic_fetch_or(&fan, FAN_WAITING);
+    for (;;) {
+        unsigned v = atomic_load(&fan);
+        if (v < FAN_ONE)
+            break;
+        futex_wait_val(&fan, v);
+    }
 }
 
 /* ----------------------------------------------------- table and ring */
@@ -649,20 +811,8 @@ static void job_commit(void *p)
 static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_int *counter)
 {
     size_t n = 0;
-    step_arg *args = calloc(t->nbr ? t->nbr : 1, sizeof *args);
-    void **ptrs = calloc(t->nbr ? t->nbr : 1, sizeof *ptrs);
-    if (args == NULL || ptrs == NULL) {
-        /* Degrade to one at a time rather than fail a protocol step. */
-        free(args);
-        free(ptrs);
-        for (size_t i = 0; i < t->nbr; i++) {
-            if (!(state_mask & (1u << t->br[i].state)))
-                continue;
-            step_arg a = {e, t, &t->br[i], counter};
-            fn(&a);
-        }
-        return;
-    }
+    step_arg args[JOURNAL_MAX_BRANCHES];
+    void *ptrs[JOURNAL_MAX_BRANCHES];
     for (size_t i = 0; i < t->nbr; i++) {
         if (!(state_mask & (1u << t->br[i].state)))
             continue;
@@ -671,8 +821,6 @@ static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_in
         n++;
     }
     run_all(e, fn, ptrs, n);
-    free(args);
-    free(ptrs);
 }
 
 #define ALL_STATES 0xffffu

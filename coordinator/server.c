@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,8 @@ struct session {
     int client; /* index into cfg->clients, -1 before a good HELLO */
     txn *t;
     session *prev, *next;
+    xac_reader rd; /* requests: one read() takes what the client sent */
+    xac_buf out;   /* the reply being sent, kept for the next one */
 };
 
 /* ------------------------------------------------------------ listeners */
@@ -210,6 +213,26 @@ static uint16_t wire_code(int code)
     return XAC_EINTERNAL;
 }
 
+/* A reply buffer that grew for a large result is not kept. */
+#define OUT_KEEP (64 * 1024)
+
+/* Encodes m into the session's buffer and writes it in one write. */
+static int send_encoded(session *ss, const xac_msg *m, size_t limit, xac_err *err)
+{
+    ss->out.len = 0;
+    int rc = xac_msg_encode(m, &ss->out, err);
+    if (rc == XAC_OK && ss->out.len - 4 > limit)
+        rc = xac_err_set(err, XAC_ELIMIT,
+                         "the reply of %zu bytes is larger than the frame limit of %zu bytes; "
+                         "the session is closed and its transaction rolled back",
+                         ss->out.len - 4, limit);
+    else if (rc == XAC_OK)
+        rc = xac_write_all(ss->fd, ss->out.data, ss->out.len, err) == XAC_OK ? XAC_OK : XAC_ECONN;
+    if (ss->out.cap > OUT_KEEP)
+        xac_buf_free(&ss->out);
+    return rc;
+}
+
 static int send_error(session *ss, int code, const char *resource, const char *msg)
 {
     xac_msg m;
@@ -219,7 +242,7 @@ static int send_error(session *ss, int code, const char *resource, const char *m
     m.message = (char *)(msg != NULL ? msg : "");
     xac_err err;
     xac_err_clear(&err);
-    int rc = xac_msg_send(ss->fd, &m, &err);
+    int rc = send_encoded(ss, &m, SIZE_MAX, &err);
     if (rc != XAC_OK)
         xac_logd("session %s: cannot send ERROR: %s", ss->peer, err.msg);
     return rc;
@@ -234,7 +257,7 @@ static int send_outcome(session *ss, uint8_t outcome, const char *resource, cons
     m.message = (char *)(msg != NULL ? msg : "");
     xac_err err;
     xac_err_clear(&err);
-    int rc = xac_msg_send(ss->fd, &m, &err);
+    int rc = send_encoded(ss, &m, SIZE_MAX, &err);
     if (rc != XAC_OK)
         xac_logd("session %s: cannot send OUTCOME: %s", ss->peer, err.msg);
     return rc;
@@ -247,25 +270,15 @@ static int send_msg(session *ss, const xac_msg *m)
 {
     xac_err err;
     xac_err_clear(&err);
-    xac_buf b;
-    xac_buf_init(&b);
     size_t limit = ss->srv->cfg->max_frame > XAC_FRAME_DEFAULT_MAX ? ss->srv->cfg->max_frame
                                                                    : XAC_FRAME_DEFAULT_MAX;
-    int rc = xac_msg_encode(m, &b, &err);
-    if (rc == XAC_OK && b.len - 4 > limit)
-        rc = xac_err_set(&err, XAC_ELIMIT,
-                         "the reply of %zu bytes is larger than the frame limit of %zu bytes; "
-                         "the session is closed and its transaction rolled back",
-                         b.len - 4, limit);
-    if (rc == XAC_OK) {
-        rc = xac_write_all(ss->fd, b.data, b.len, &err);
-        if (rc != XAC_OK)
-            xac_logd("session %s: cannot send reply: %s", ss->peer, err.msg);
-    } else {
+    int rc = send_encoded(ss, m, limit, &err);
+    if (rc == XAC_ECONN) {
+        xac_logd("session %s: cannot send reply: %s", ss->peer, err.msg);
+    } else if (rc != XAC_OK) {
         xac_logw("session %s: %s", ss->peer, err.msg);
         send_error(ss, rc == XAC_ELIMIT ? XAC_ELIMIT : XAC_EINTERNAL, "", err.msg);
     }
-    xac_buf_free(&b);
     return rc;
 }
 
@@ -500,13 +513,13 @@ static int dispatch(session *ss, const xac_msg *m)
 static const char *session_loop(session *ss, char *why, size_t cap)
 {
     server *s = ss->srv;
-    xac_buf payload;
-    xac_buf_init(&payload);
     for (;;) {
         uint8_t type;
+        const uint8_t *payload = NULL;
+        size_t plen = 0;
         xac_err err;
         xac_err_clear(&err);
-        int rc = xac_frame_read(ss->fd, s->cfg->max_frame, &type, &payload, &err);
+        int rc = xac_reader_frame(&ss->rd, s->cfg->max_frame, &type, &payload, &plen, &err);
         if (rc == XAC_ECONN) {
             snprintf(why, cap, "%s", err.msg);
             break;
@@ -524,7 +537,7 @@ static const char *session_loop(session *ss, char *why, size_t cap)
             snprintf(err.msg, sizeof err.msg, "message type 0x%02X is not a request", type);
             rc = XAC_EPROTO;
         } else {
-            rc = xac_msg_decode(type, payload.data, payload.len, &m, &err);
+            rc = xac_msg_decode(type, payload, plen, &m, &err);
         }
         if (rc != XAC_OK) {
             snprintf(why, cap, "malformed request: %s", err.msg);
@@ -540,7 +553,6 @@ static const char *session_loop(session *ss, char *why, size_t cap)
             break;
         }
     }
-    xac_buf_free(&payload);
     return why;
 }
 
@@ -574,6 +586,8 @@ static void *session_main(void *arg)
     s->nsessions--;
     pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
+    xac_reader_free(&ss->rd);
+    xac_buf_free(&ss->out);
     free(ss);
     return NULL;
 }
@@ -593,6 +607,8 @@ static void start_session(server *s, int fd, bool is_unix)
     ss->srv = s;
     ss->fd = fd;
     ss->client = -1;
+    xac_reader_init(&ss->rd, fd);
+    xac_buf_init(&ss->out);
     describe_peer(fd, is_unix, ss->peer, sizeof ss->peer);
 
     pthread_mutex_lock(&s->mu);

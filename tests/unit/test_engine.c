@@ -5,6 +5,8 @@
  * The one resource points at a closed port, so every connection attempt
  * fails. (A COMMIT the journal leaves in doubt needs prepared branches: see
  * tests/integration/test_journal_fail.sh.) */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,108 @@ static void test_journal_status(void)
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* ------------------------------------------------------------ the pool */
+
+typedef struct storm {
+    engine *e;
+    int n;
+    atomic_int committed, rolled_back, failed;
+} storm;
+
+/* Two-branch transactions on two null resources, every fourth rolled back:
+ * each runs a prepare and a commit (or a rollback) fan-out. */
+static void *storm_main(void *arg)
+{
+    storm *s = arg;
+    for (int i = 0; i < s->n; i++) {
+        txn *t = NULL;
+        xac_err err;
+        xac_err_clear(&err);
+        if (engine_begin(s->e, "app", 0, &t, &err) != XAC_OK) {
+            atomic_fetch_add(&s->failed, 1);
+            continue;
+        }
+        bool ok = true;
+        for (int r = 0; r < 2 && ok; r++) {
+            xac_rows rows;
+            xac_rows_init(&rows);
+            ok = engine_exec(s->e, t, r == 0 ? "null_a" : "null_b", "SELECT 1", 8, NULL, 0, &rows,
+                             &err) == XAC_OK;
+            xac_rows_free(&rows);
+        }
+        if (!ok) {
+            atomic_fetch_add(&s->failed, 1);
+            engine_rollback(s->e, t, &err);
+        } else if (i % 4 == 3) {
+            int rc = engine_rollback(s->e, t, &err);
+            atomic_fetch_add(rc == XAC_OK ? &s->rolled_back : &s->failed, 1);
+        } else {
+            int rc = engine_commit(s->e, t, &err);
+            atomic_fetch_add(rc == XAC_OK ? &s->committed : &s->failed, 1);
+        }
+    }
+    return NULL;
+}
+
+/* Many sessions fanning out at once over a pool smaller than they are: jobs
+ * handed to workers, taken back by their callers, or run by the caller when
+ * no worker is idle. Every transaction must end as asked, none twice (the
+ * counts would differ), and destroy must find the pool quiet. */
+static void test_pool_storm(void)
+{
+    char dir[] = "/tmp/xac-test-engine-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char jdir[64];
+    snprintf(jdir, sizeof jdir, "%s/j", dir);
+    static const int pools[] = {1, 3, 16};
+    for (size_t pi = 0; pi < sizeof pools / sizeof pools[0]; pi++) {
+        journal *j = NULL;
+        xac_err err;
+        xac_err_clear(&err);
+        CU_ASSERT_FATAL(journal_open(jdir, 0, &j, &err) == XAC_OK);
+        setup();
+        drv_conf res[2];
+        memset(res, 0, sizeof res);
+        for (int r = 0; r < 2; r++) {
+            snprintf(res[r].name, sizeof res[r].name, r == 0 ? "null_a" : "null_b");
+            snprintf(res[r].driver, sizeof res[r].driver, "null");
+            res[r].pool_size = 16;
+        }
+        cfg.resources = res;
+        cfg.nresources = 2;
+        cfg.workers = pools[pi];
+        engine *e = NULL;
+        CU_ASSERT_FATAL(engine_create(&cfg, j, &e, &err) == XAC_OK);
+        enum { NTH = 12, PER = 200 };
+        static storm s;
+        s.e = e;
+        s.n = PER;
+        atomic_init(&s.committed, 0);
+        atomic_init(&s.rolled_back, 0);
+        atomic_init(&s.failed, 0);
+        pthread_t th[NTH];
+        for (int i = 0; i < NTH; i++)
+            CU_ASSERT_FATAL(pthread_create(&th[i], NULL, storm_main, &s) == 0);
+        for (int i = 0; i < NTH; i++)
+            pthread_join(th[i], NULL);
+        CU_ASSERT_EQUAL(atomic_load(&s.failed), 0);
+        CU_ASSERT_EQUAL(atomic_load(&s.committed), NTH * PER * 3 / 4);
+        CU_ASSERT_EQUAL(atomic_load(&s.rolled_back), NTH * PER / 4);
+        engine_health h;
+        engine_get_health(e, &h);
+        CU_ASSERT_EQUAL(h.committed, (uint64_t)NTH * PER * 3 / 4);
+        CU_ASSERT_EQUAL(h.rolled_back, (uint64_t)NTH * PER / 4);
+        journal_stats st;
+        journal_get_stats(j, &st);
+        CU_ASSERT_EQUAL(st.commits, (uint64_t)NTH * PER * 3 / 4);
+        engine_destroy(e);
+        journal_close(j);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 int cu_register(void)
 {
     static const cu_test tests[] = {
@@ -249,6 +353,7 @@ int cu_register(void)
         {"destroy with live txn", test_destroy_with_live},
         {"status of a recovered gtrid", test_recovered_status},
         {"status from the journal", test_journal_status},
+        {"worker pool under a storm of fan-outs", test_pool_storm},
         {NULL, NULL}};
     return cu_add_suite("engine", tests);
 }

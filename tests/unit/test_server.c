@@ -369,6 +369,75 @@ static void test_malformed(void)
     close(fd);
 }
 
+/* Requests that arrive together (one write) are answered one by one, in
+ * order, and a request split over two writes is answered once it is whole:
+ * the session reads what the client sent, not one frame per read. */
+static void test_pipelined(void)
+{
+    xac_err err;
+    xac_buf b;
+    xac_buf_init(&b);
+    xac_msg m;
+    xac_msg_init(&m, XAC_MSG_HELLO);
+    m.version = 1;
+    m.client = "app";
+    m.token = "s3cret";
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    xac_msg_init(&m, XAC_MSG_BEGIN);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    xac_msg_init(&m, XAC_MSG_COMMIT);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    xac_msg_init(&m, XAC_MSG_BEGIN);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    size_t whole = b.len;
+    xac_msg_init(&m, XAC_MSG_ROLLBACK);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+
+    int fd = -1;
+    xac_msg r;
+    for (int i = 0; i < 1000 && fd < 0; i++) { /* earlier tests' sessions may hold the slots */
+        fd = conn();
+        /* Everything up to the second BEGIN and the first 2 bytes of ROLLBACK. */
+        CU_ASSERT_FATAL(xac_write_all(fd, b.data, whole + 2, &err) == XAC_OK);
+        if (call(fd, NULL, &r) == XAC_MSG_WELCOME)
+            break;
+        xac_msg_free(&r);
+        close(fd);
+        fd = -1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_FATAL(fd >= 0);
+    xac_msg_free(&r);
+    CU_ASSERT_EQUAL(call(fd, NULL, &r), XAC_MSG_BEGUN);
+    xac_msg_free(&r);
+    CU_ASSERT_EQUAL(call(fd, NULL, &r), XAC_MSG_OUTCOME);
+    CU_ASSERT_EQUAL(r.outcome, XAC_OUTCOME_COMMITTED);
+    xac_msg_free(&r);
+    CU_ASSERT_EQUAL(call(fd, NULL, &r), XAC_MSG_BEGUN);
+    xac_msg_free(&r);
+    /* The rest of ROLLBACK a little later. */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CU_ASSERT_EQUAL(call_raw(fd, b.data + whole + 2, b.len - whole - 2, &r), XAC_MSG_OUTCOME);
+    CU_ASSERT_EQUAL(r.outcome, XAC_OUTCOME_ROLLED_BACK);
+    xac_msg_free(&r);
+
+    /* A good request and a bad frame in one write: the first is answered,
+     * then the bad one gets EPROTO and the session is closed. */
+    b.len = 0;
+    xac_msg_init(&m, XAC_MSG_BEGIN);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    const uint8_t zero[4] = {0, 0, 0, 0};
+    CU_ASSERT_FATAL(xac_buf_put(&b, zero, sizeof zero, &err) == XAC_OK);
+    CU_ASSERT_EQUAL(call_raw(fd, b.data, b.len, &r), XAC_MSG_BEGUN);
+    xac_msg_free(&r);
+    expect_error(call(fd, NULL, &r), &r, XAC_EPROTO);
+    CU_ASSERT_TRUE(closed_by_server(fd));
+    close(fd);
+    xac_buf_free(&b);
+}
+
 static void test_oversize(void)
 {
     xac_msg r;
@@ -536,6 +605,7 @@ int cu_register(void)
         {"unreachable resource: ERMFAIL, rollback-only", test_unreachable_resource},
         {"malformed frames close the session", test_malformed},
         {"oversize frame: ELIMIT", test_oversize},
+        {"pipelined and split requests", test_pipelined},
         {"max_sessions_per_client", test_session_limit},
         {"close with a transaction open rolls back", test_close_rolls_back},
         {"a live socket refuses a second server", test_second_server_refused},

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -596,6 +597,155 @@ static void test_frame_read(void)
     xac_buf_free(&payload);
 }
 
+/* The buffered reader (xac_reader): the same errors as xac_frame_read, one
+ * read() for whatever the peer sent, frames that came in one write served
+ * one after the other, and frames larger than its buffer. */
+static void test_reader(void)
+{
+    int sv[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    xac_err e;
+    xac_reader r;
+    xac_reader_init(&r, sv[1]);
+    uint8_t type = 0;
+    const uint8_t *p = NULL;
+    size_t len = 0;
+
+    /* Two frames in one write: the first read takes both (the second is
+     * pending, not left in the socket), and both come out in order. */
+    xac_buf two;
+    xac_buf_init(&two);
+    xac_msg m;
+    xac_msg_init(&m, XAC_MSG_STATUS);
+    m.gtrid = "node1.2.3";
+    CU_ASSERT_EQUAL_FATAL(xac_msg_encode(&m, &two, &e), XAC_OK);
+    size_t first = two.len;
+    xac_msg_init(&m, XAC_MSG_COMMIT);
+    CU_ASSERT_EQUAL_FATAL(xac_msg_encode(&m, &two, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], two.data, two.len, &e), XAC_OK);
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_STATUS);
+    CU_ASSERT_EQUAL(xac_reader_pending(&r), two.len - first);
+    xac_msg d;
+    CU_ASSERT_EQUAL_FATAL(xac_msg_decode(type, p, len, &d, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(d.gtrid, "node1.2.3");
+    xac_msg_free(&d);
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_COMMIT);
+    CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_EQUAL(xac_reader_pending(&r), 0);
+
+    /* A frame that arrives a few bytes at a time (split in the header and in
+     * the body), after a partial frame already sits in the buffer. */
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], two.data, 2, &e), XAC_OK);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        for (size_t i = 2; i < two.len; i += 3) {
+            usleep(2000);
+            size_t n = two.len - i < 3 ? two.len - i : 3;
+            if (xac_write_all(sv[0], two.data + i, n, NULL) != XAC_OK)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_STATUS);
+    CU_ASSERT_EQUAL(len, first - 5);
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_COMMIT);
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    xac_buf_free(&two);
+
+    /* A frame larger than the buffer's first size and than what it keeps,
+     * then a small one behind it in the same stream. */
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        char *sql = malloc(300000);
+        if (sql == NULL)
+            _exit(1);
+        memset(sql, 'q', 300000);
+        xac_msg x;
+        xac_msg_init(&x, XAC_MSG_EXEC);
+        x.resource = "r";
+        x.sql = sql;
+        x.sql_len = 300000;
+        xac_msg c;
+        xac_msg_init(&c, XAC_MSG_ROLLBACK);
+        _exit(xac_msg_send(sv[0], &x, NULL) == XAC_OK && xac_msg_send(sv[0], &c, NULL) == XAC_OK
+                  ? 0
+                  : 1);
+    }
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1u << 20, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_EXEC);
+    CU_ASSERT_EQUAL(len, 4 + 1 + 4 + 300000 + 2);
+    CU_ASSERT_EQUAL_FATAL(xac_msg_decode(type, p, len, &d, &e), XAC_OK);
+    CU_ASSERT_EQUAL(d.sql_len, 300000);
+    CU_ASSERT_EQUAL(d.sql[299999], 'q');
+    xac_msg_free(&d);
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1u << 20, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_ROLLBACK);
+    CU_ASSERT_TRUE(r.cap <= 1u << 20);
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* Oversize: refused from the header, before its body arrives. */
+    const uint8_t big[] = {0, 0, 4, 1, XAC_MSG_EXEC};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], big, sizeof big, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_ELIMIT);
+    CU_ASSERT_STRING_EQUAL(e.msg, "frame of 1025 bytes exceeds the limit of 1024 bytes");
+    CU_ASSERT_TRUE(r.cap > 0 && r.cap < 65536); /* the large frame's room was given back */
+    xac_reader_free(&r);
+    xac_reader_init(&r, sv[1]);
+
+    /* Exactly at the limit is fine. */
+    const uint8_t at[] = {0, 0, 0, 5, XAC_MSG_BEGIN, 0, 0, 0, 1};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], at, sizeof at, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 5, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(len, 4);
+    CU_ASSERT_EQUAL(p[3], 1);
+
+    /* Zero length. */
+    const uint8_t zero[] = {0, 0, 0, 0};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], zero, 4, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_EPROTO);
+    CU_ASSERT_STRING_EQUAL(e.msg, "frame length 0: a frame holds at least its type");
+    xac_reader_free(&r);
+    xac_reader_init(&r, sv[1]);
+
+    /* A timeout (SO_RCVTIMEO) is a failed read that says so. */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
+    CU_ASSERT_EQUAL(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_ECONN);
+    CU_ASSERT_STRING_EQUAL(e.msg, "read from the connection timed out");
+
+    /* Closed mid-frame, in the body; then closed before any byte. */
+    const uint8_t part[] = {0, 0, 0, 10, XAC_MSG_STATUS, 0, 0};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], part, sizeof part, &e), XAC_OK);
+    close(sv[0]);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_ECONN);
+    CU_ASSERT_STRING_EQUAL(e.msg, "connection closed mid-frame");
+    xac_reader_free(&r);
+    xac_reader_init(&r, sv[1]);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_ECONN);
+    CU_ASSERT_STRING_EQUAL(e.msg, "connection closed");
+    close(sv[1]);
+
+    /* Closed mid-header. */
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    xac_reader_init(&r, sv[1]);
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], zero, 2, &e), XAC_OK);
+    close(sv[0]);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_ECONN);
+    CU_ASSERT_STRING_EQUAL(e.msg, "connection closed mid-frame");
+    close(sv[1]);
+    xac_reader_free(&r);
+    CU_ASSERT_PTR_NULL(r.data);
+}
+
 static void test_write_all(void)
 {
     xac_err e;
@@ -676,6 +826,7 @@ int cu_register(void)
                                     {"strict rejection", test_strict_rejection},
                                     {"random mutation", test_mutation},
                                     {"frame read", test_frame_read},
+                                    {"buffered reader", test_reader},
                                     {"write all", test_write_all},
                                     {"buffer", test_buf},
                                     {NULL, NULL}};
