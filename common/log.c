@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -16,7 +17,9 @@
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char log_prog[64] = "xac";
-static xac_log_level log_level = XAC_LOG_INFO;
+/* Read without the lock: a disabled debug line on the hot path must not
+ * take a global mutex. */
+static _Atomic int log_level = XAC_LOG_INFO;
 static int log_fd = STDERR_FILENO;
 
 int xac_log_init(const char *prog, xac_log_level level, const char *path, xac_err *err)
@@ -32,7 +35,7 @@ int xac_log_init(const char *prog, xac_log_level level, const char *path, xac_er
     if (log_fd != STDERR_FILENO)
         close(log_fd);
     log_fd = fd;
-    log_level = level;
+    atomic_store(&log_level, (int)level);
     if (prog != NULL && prog[0] != '\0')
         snprintf(log_prog, sizeof log_prog, "%s", prog);
     pthread_mutex_unlock(&log_mu);
@@ -73,13 +76,9 @@ static void write_full(int fd, const char *p, size_t n)
 void xac_log(xac_log_level level, const char *fmt, ...)
 {
     static const char *const lvl[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    if (level < XAC_LOG_DEBUG || level >= XAC_LOG_OFF)
+    if (level < XAC_LOG_DEBUG || level >= XAC_LOG_OFF || (int)level < atomic_load(&log_level))
         return;
     pthread_mutex_lock(&log_mu);
-    if (level < log_level) {
-        pthread_mutex_unlock(&log_mu);
-        return;
-    }
     char line[LINE_MAX_BYTES];
     struct timespec ts;
     struct tm tm;
