@@ -20,7 +20,7 @@
 #
 #   bench/run_bench.sh [--build DIR] [--dir DIR] [--modes LIST] [--workloads LIST]
 #                      [--clients LIST] [--seconds S] [--accounts N] [--workers N]
-#                      [--keep] [--any-fs] [-- XAC_BENCH_OPTIONS...]
+#                      [--settle S] [--keep] [--any-fs] [-- XAC_BENCH_OPTIONS...]
 #
 # --build DIR       the build directory (default $XAC_BUILD_DIR, else ./build)
 # --dir DIR         the work directory; must not exist yet (default: a new
@@ -31,6 +31,10 @@
 # --seconds S       measured seconds per point (default 10)
 # --accounts N      rows per accounts table (default: xac-bench's, 10000)
 # --workers N       xacd's worker threads (default 64)
+# --settle S        before the measured run, every mode runs transfer2 and one
+#                   at 8 clients for S seconds each, not reported, so that the
+#                   fresh servers' start-up writes stay out of the first points
+#                   (default 10; 0: none)
 # --keep            keep the databases' data directories, the journal and the
 #                   servers' logs in the work directory (they are stopped either way)
 # --any-fs          allow a work directory on tmpfs, where fdatasync costs
@@ -52,6 +56,7 @@ clients=1,2,4,8,16,32
 seconds=10
 accounts=""
 workers=64
+settle=10
 keep=0
 any_fs=0
 bench_args=()
@@ -59,7 +64,7 @@ die() { echo "run_bench.sh: $*" >&2; exit 1; }
 usage_error() { echo "run_bench.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --build | --dir | --modes | --workloads | --clients | --seconds | --accounts | --workers)
+    --build | --dir | --modes | --workloads | --clients | --seconds | --accounts | --workers | --settle)
         [ $# -ge 2 ] || usage_error "$1 needs a value"
         case $1 in
         --build) build=$2 ;;
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2 ;;
         --accounts) accounts=$2 ;;
         --workers) workers=$2 ;;
+        --settle) settle=$2 ;;
         esac
         shift
         ;;
@@ -92,6 +98,7 @@ done
 if ! [[ $workers =~ ^[0-9]+$ ]] || [ "$workers" -lt 1 ] || [ "$workers" -gt 1024 ]; then
     usage_error "--workers $workers: expected 1..1024"
 fi
+[[ $settle =~ ^[0-9]+$ ]] || usage_error "--settle needs whole seconds (0: none), not '$settle'"
 [ -z "$accounts" ] || bench_args=(--accounts "$accounts" ${bench_args[@]+"${bench_args[@]}"})
 
 xacd=$build/coordinator/xacd
@@ -215,6 +222,18 @@ if command -v gnuplot > /dev/null; then
     plot=(--plot "$dir/results.png")
 else
     echo "run_bench.sh: gnuplot is not installed: no results.png (apt-get install gnuplot-nox)" >&2
+fi
+# Fresh servers are busy for a while after start (redo log and WAL files
+# being written, pages being read into the buffer pool); a settling run,
+# not reported, keeps that out of the first points.
+if [ "$settle" != 0 ]; then
+    echo "== settling: every mode on transfer2 and one at 8 clients, ${settle} s each (not reported)"
+    XAC_ADDR="unix:$sock" XAC_CLIENT=bench XAC_TOKEN=$token \
+        "$bench" --modes "$modes" --workloads transfer2,one --clients 8 --seconds "$settle" \
+        --warmup 0 > "$dir/settle.txt" 2>&1 || {
+        cat "$dir/settle.txt" >&2
+        die "the settling run failed; its output is above"
+    }
 fi
 echo "== xac-bench --modes $modes --workloads $workloads --clients $clients --seconds $seconds" \
     "${bench_args[*]}"
