@@ -279,7 +279,7 @@ static int xac_tx_null2(client *c, xac_err *err)
     const opts *o = c->b->o;
     xac_tx *tx;
     xac_error e;
-    if (xac_begin(c->conn, 0, &tx, &e) != XAC_OK)
+    if (xac_begin_ex(c->conn, 0, XAC_BEGIN_DEFER, &tx, &e) != XAC_OK)
         return xac_failed(c, NULL, &e, "begin", err);
     for (int i = 0; i < 2; i++)
         if (xac_exec(tx, o->res[i], "SELECT 1", NULL, 0, NULL, &e) != XAC_OK)
@@ -297,7 +297,7 @@ static int xac_tx_workload(client *c, xac_err *err)
     size_t n = bench_workload_stmts(&c->b->w->bw, &c->rng, st);
     xac_tx *tx;
     xac_error e;
-    if (xac_begin(c->conn, 0, &tx, &e) != XAC_OK)
+    if (xac_begin_ex(c->conn, 0, XAC_BEGIN_DEFER, &tx, &e) != XAC_OK)
         return xac_failed(c, NULL, &e, "begin", err);
     for (size_t i = 0; i < n; i++) {
         xac_param p[2];
@@ -395,7 +395,9 @@ static void usage(void)
             "What to measure:\n"
             "  --modes LIST         comma-separated, run in this order at every point\n"
             "                       (default xac; --mode is the same):\n"
-            "                         xac     through libxac and a running xacd\n"
+            "                         xac     through libxac and a running xacd; BEGIN\n"
+            "                                 deferred into the first request\n"
+            "                                 (XAC_BEGIN_DEFER)\n"
             "                         direct  each client issues XA START/END/PREPARE/COMMIT\n"
             "                                 itself through xac's drivers, branches prepared\n"
             "                                 and committed in parallel; no coordinator, no\n"

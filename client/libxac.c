@@ -1,7 +1,9 @@
 /* libxac: the client side of the xac protocol (docs/protocol.md) on top of
  * common's wire codec. One blocking socket per connection, one request and one
- * reply at a time. The library keeps no global state, never prints and never
- * raises SIGPIPE; every failure comes back as a code plus an xac_error. */
+ * reply at a time, except that a deferred BEGIN travels in the same write as
+ * the request behind it (xacd answers pipelined requests in order). The
+ * library keeps no global state, never prints and never raises SIGPIPE; every
+ * failure comes back as a code plus an xac_error. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -35,7 +37,11 @@ struct xac_conn {
 
 struct xac_tx {
     xac_conn *c;
-    char gtrid[XAC_GTRID_MAX + 1];
+    char gtrid[XAC_GTRID_MAX + 1]; /* "" while the BEGIN is deferred */
+    /* XAC_BEGIN_DEFER: BEGIN not sent yet; it goes out with the first
+     * request, so a transaction costs one round trip less. */
+    bool deferred;
+    uint32_t timeout_ms; /* for the deferred BEGIN */
     /* The server already ended the transaction (EXEC got ETIMEOUT): commit
      * answers with this rollback without asking, rollback just succeeds. */
     bool ended;
@@ -129,9 +135,9 @@ static int send_all(xac_conn *c, const uint8_t *p, size_t n, xac_error *e)
     return XAC_OK;
 }
 
-/* Sends one request and reads one reply into *reply. ERROR replies are
- * decoded like any other; callers map them. */
-static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error *e)
+/* Sends req, after first (when not NULL) in the same write, so that xacd
+ * finds both in one read. Nothing is sent when a frame is over the limit. */
+static int send_requests(xac_conn *c, const xac_msg *first, const xac_msg *req, xac_error *e)
 {
     xac_err ce;
     xac_err_clear(&ce);
@@ -139,18 +145,27 @@ static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error 
     if (rc != XAC_OK)
         return rc;
     c->out.len = 0;
+    if (first != NULL && xac_msg_encode(first, &c->out, &ce) != XAC_OK)
+        return from_err(e, &ce);
+    size_t at = c->out.len;
     if (xac_msg_encode(req, &c->out, &ce) != XAC_OK)
         return from_err(e, &ce);
-    size_t body = c->out.len >= 4 ? c->out.len - 4 : 0;
+    size_t body = c->out.len - at >= 4 ? c->out.len - at - 4 : 0;
     if (body > c->max_frame)
         return fail(e, XAC_ELIMIT, req->resource,
                     "request of %zu bytes exceeds xacd's frame limit of %u bytes "
                     "(limits.max_frame); nothing was sent",
                     body, (unsigned)c->max_frame);
-    rc = send_all(c, c->out.data, c->out.len, e);
-    if (rc != XAC_OK)
-        return rc;
+    return send_all(c, c->out.data, c->out.len, e);
+}
 
+/* Reads one reply into *reply. ERROR replies are decoded like any other;
+ * callers map them. */
+static int read_reply(xac_conn *c, xac_msg *reply, xac_error *e)
+{
+    xac_err ce;
+    xac_err_clear(&ce);
+    int rc;
     uint8_t type = 0;
     const uint8_t *payload = NULL;
     size_t plen = 0;
@@ -182,6 +197,13 @@ static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error 
         return XAC_EPROTO;
     }
     return XAC_OK;
+}
+
+/* Sends one request and reads one reply into *reply. */
+static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error *e)
+{
+    int rc = send_requests(c, NULL, req, e);
+    return rc != XAC_OK ? rc : read_reply(c, reply, e);
 }
 
 /* Maps an ERROR reply into *e. Codes after which xacd closes the session
@@ -426,31 +448,67 @@ const char *xac_node_id(const xac_conn *c)
 
 /* -------------------------------------------------------- transactions */
 
+/* Checks BEGIN's reply; on success the gtrid is in rep->gtrid. */
+static int check_begun(xac_conn *c, const xac_msg *rep, xac_error *e)
+{
+    if (rep->type == XAC_MSG_ERROR)
+        return map_error(c, rep, e);
+    if (rep->type != XAC_MSG_BEGUN)
+        return unexpected(c, rep, "BEGIN", e);
+    if (rep->gtrid == NULL || !(*rep->gtrid != '\0' && strlen(rep->gtrid) <= XAC_GTRID_MAX)) {
+        fail(e, XAC_EPROTO, NULL, "xacd at %s sent an empty or over-long gtrid", c->addr);
+        conn_break(c, "bad gtrid");
+        return XAC_EPROTO;
+    }
+    return XAC_OK;
+}
+
 int xac_begin(xac_conn *c, uint32_t timeout_ms, xac_tx **out, xac_error *err)
+{
+    return xac_begin_ex(c, timeout_ms, 0, out, err);
+}
+
+int xac_begin_ex(xac_conn *c, uint32_t timeout_ms, unsigned flags, xac_tx **out, xac_error *err)
 {
     err_clear(err);
     if (out == NULL || c == NULL)
         return fail(err, XAC_EINVAL, NULL, "xac_begin: connection or out is NULL");
     *out = NULL;
+    if ((flags & ~(unsigned)XAC_BEGIN_DEFER) != 0)
+        return fail(err, XAC_EINVAL, NULL, "xac_begin_ex: unknown flags 0x%x",
+                    flags & ~(unsigned)XAC_BEGIN_DEFER);
+    if (c->tx != NULL && c->tx->gtrid[0] == '\0')
+        return fail(err, XAC_ESTATE, NULL,
+                    "a transaction (no gtrid yet: its BEGIN was deferred) is still open on this "
+                    "connection; commit or roll it back first");
     if (c->tx != NULL)
         return fail(err, XAC_ESTATE, NULL,
                     "transaction %s is still open on this connection; commit or roll it back "
                     "first",
                     c->tx->gtrid);
+    if (flags & XAC_BEGIN_DEFER) {
+        /* A dead connection is reported now, as a BEGIN sent at once would. */
+        int rc = check_usable(c, err);
+        if (rc != XAC_OK)
+            return rc;
+        xac_tx *tx = calloc(1, sizeof *tx);
+        if (tx == NULL)
+            return fail(err, XAC_ENOMEM, NULL, "out of memory beginning a transaction");
+        tx->c = c;
+        tx->deferred = true;
+        tx->timeout_ms = timeout_ms;
+        c->tx = tx;
+        *out = tx;
+        return XAC_OK;
+    }
     xac_msg req, rep;
     xac_msg_init(&req, XAC_MSG_BEGIN);
     req.timeout_ms = timeout_ms;
     int rc = roundtrip(c, &req, &rep, err);
     if (rc != XAC_OK)
         return rc;
-    if (rep.type == XAC_MSG_ERROR) {
-        rc = map_error(c, &rep, err);
-    } else if (rep.type != XAC_MSG_BEGUN) {
-        rc = unexpected(c, &rep, "BEGIN", err);
-    } else if (rep.gtrid == NULL || !(*rep.gtrid != '\0' && strlen(rep.gtrid) <= XAC_GTRID_MAX)) {
-        rc = fail(err, XAC_EPROTO, NULL, "xacd at %s sent an empty or over-long gtrid", c->addr);
-        conn_break(c, "bad gtrid");
-    } else {
+    rc = check_begun(c, &rep, err);
+    if (rc == XAC_OK) {
         xac_tx *tx = calloc(1, sizeof *tx);
         if (tx == NULL) {
             /* xacd has the transaction open; closing rolls it back. */
@@ -467,9 +525,68 @@ int xac_begin(xac_conn *c, uint32_t timeout_ms, xac_tx **out, xac_error *err)
     return rc;
 }
 
+/* Sends req and reads its reply into *rep; for a deferred transaction the
+ * BEGIN goes out first in the same write, and its reply is read first. When
+ * that BEGIN fails, its error is the result, and req's reply (xacd answers
+ * it without a transaction: ERROR ESTATE) is read and dropped so that the
+ * next reply read is the next request's. The transaction then has ended:
+ * nothing ran. */
+static int tx_roundtrip(xac_tx *tx, const xac_msg *req, xac_msg *rep, xac_error *e)
+{
+    xac_conn *c = tx->c;
+    if (!tx->deferred)
+        return roundtrip(c, req, rep, e);
+    xac_msg begin;
+    xac_msg_init(&begin, XAC_MSG_BEGIN);
+    begin.timeout_ms = tx->timeout_ms;
+    int rc = send_requests(c, &begin, req, e);
+    if (rc != XAC_OK && c->fd >= 0)
+        return rc; /* nothing was sent: the BEGIN is still deferred */
+    tx->deferred = false;
+    if (rc != XAC_OK)
+        return rc;
+    xac_msg b;
+    rc = read_reply(c, &b, e);
+    if (rc != XAC_OK)
+        return rc;
+    xac_error be;
+    err_clear(&be);
+    rc = check_begun(c, &b, &be);
+    if (rc == XAC_OK)
+        copy_str(tx->gtrid, sizeof tx->gtrid, b.gtrid);
+    xac_msg_free(&b);
+    if (rc == XAC_OK)
+        return read_reply(c, rep, e);
+
+    if (e != NULL)
+        *e = be;
+    tx->ended = true;
+    fail(&tx->end_err, rc, be.resource, "its BEGIN failed: %s", be.msg);
+    if (c->fd >= 0) {
+        xac_msg drop;
+        xac_error ignored;
+        if (read_reply(c, &drop, &ignored) == XAC_OK) {
+            /* Keeps our side closed too should xacd close the session. */
+            if (drop.type == XAC_MSG_ERROR)
+                map_error(c, &drop, &ignored);
+            xac_msg_free(&drop);
+        }
+    }
+    return rc;
+}
+
 const char *xac_tx_gtrid(const xac_tx *tx)
 {
     return tx != NULL ? tx->gtrid : "";
+}
+
+/* For messages: " GTRID", or "" while the transaction has none. */
+static const char *gtrid_sp(const xac_tx *tx, char *buf, size_t cap)
+{
+    if (tx->gtrid[0] == '\0')
+        return "";
+    snprintf(buf, cap, " %s", tx->gtrid);
+    return buf;
 }
 
 int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param *params,
@@ -492,9 +609,11 @@ int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param 
     if (nparams > 0 && params == NULL)
         return fail(err, XAC_EINVAL, resource, "xac_exec: %zu parameters but params is NULL",
                     nparams);
-    if (tx->ended)
-        return fail(err, XAC_EROLLBACK, tx->end_err.resource, "transaction %s already ended: %s",
-                    tx->gtrid, tx->end_err.msg);
+    if (tx->ended) {
+        char g[XAC_GTRID_MAX + 2];
+        return fail(err, XAC_EROLLBACK, tx->end_err.resource, "transaction%s already ended: %s",
+                    gtrid_sp(tx, g, sizeof g), tx->end_err.msg);
+    }
 
     xac_value *vals = NULL;
     if (nparams > 0) {
@@ -537,7 +656,7 @@ int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param 
     req.sql_len = strlen(sql);
     req.params = vals;
     req.nparams = (uint16_t)nparams;
-    int rc = roundtrip(tx->c, &req, &rep, err);
+    int rc = tx_roundtrip(tx, &req, &rep, err);
     free(vals);
     if (rc != XAC_OK)
         return rc;
@@ -573,6 +692,13 @@ static int finish(xac_tx *tx, bool commit, xac_error *err)
     xac_conn *c = tx->c;
     char gtrid[XAC_GTRID_MAX + 1];
     copy_str(gtrid, sizeof gtrid, tx->gtrid);
+    if (tx->deferred && c->fd < 0) {
+        tx_end(tx);
+        return fail(err, XAC_ECONN, NULL,
+                    "connection to xacd at %s was lost before the transaction's deferred BEGIN "
+                    "was sent (%s); nothing ran",
+                    c->addr, c->broken);
+    }
     if (tx->ended) {
         int rc = XAC_OK;
         if (commit)
@@ -596,14 +722,20 @@ static int finish(xac_tx *tx, bool commit, xac_error *err)
 
     xac_msg req, rep;
     xac_msg_init(&req, commit ? XAC_MSG_COMMIT : XAC_MSG_ROLLBACK);
-    int rc = roundtrip(c, &req, &rep, err);
+    bool deferred = tx->deferred;
+    int rc = tx_roundtrip(tx, &req, &rep, err);
+    bool begin_failed = deferred && tx->ended;
+    copy_str(gtrid, sizeof gtrid, tx->gtrid);
     tx_end(tx);
+    if (begin_failed)
+        return rc; /* BEGIN's own error: the transaction never existed */
     if (rc != XAC_OK) {
         if (rc == XAC_ECONN && err != NULL && commit) {
             char m[sizeof err->msg];
             copy_str(m, sizeof m, err->msg);
             fail(err, XAC_ECONN, NULL,
-                 "%s; the outcome of %s is unknown (ask xac_status on a new connection)", m, gtrid);
+                 "%s; the outcome of %s is unknown (ask xac_status on a new connection)", m,
+                 gtrid[0] != '\0' ? gtrid : "the transaction (its gtrid never arrived)");
         }
         return rc;
     }

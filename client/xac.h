@@ -90,6 +90,20 @@ const char *xac_node_id(const xac_conn *c);
 
 /* timeout_ms 0: the server's default. The tx belongs to c. */
 int xac_begin(xac_conn *c, uint32_t timeout_ms, xac_tx **out, xac_error *err);
+
+/* xac_begin with flags; xac_begin is xac_begin_ex with flags 0.
+ * XAC_BEGIN_DEFER sends nothing now: the BEGIN goes out in the same write as
+ * the transaction's first request (xac_exec, xac_commit or xac_rollback),
+ * which saves a round trip to xacd. The timeout then counts from when that
+ * request reaches xacd. If the BEGIN fails there, that call returns BEGIN's
+ * error (the code and message xac_begin would have given) and nothing ran:
+ * a later xac_exec gets XAC_EROLLBACK, xac_commit XAC_EROLLBACK, xac_rollback
+ * XAC_OK. */
+#define XAC_BEGIN_DEFER 1u
+int xac_begin_ex(xac_conn *c, uint32_t timeout_ms, unsigned flags, xac_tx **out, xac_error *err);
+
+/* The transaction's gtrid; "" while its BEGIN is deferred (not yet sent, or
+ * failed). */
 const char *xac_tx_gtrid(const xac_tx *tx);
 
 /* Runs one statement on the named resource. *out may be NULL when the result
