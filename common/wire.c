@@ -668,6 +668,16 @@ size_t xac_reader_pending(const xac_reader *r)
     return r->end - r->start;
 }
 
+bool xac_reader_has_frame(const xac_reader *r)
+{
+    size_t n = r->end - r->start;
+    if (n < 4)
+        return false;
+    const uint8_t *h = r->data + r->start;
+    uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return n - 4 >= len;
+}
+
 /* Makes room for need bytes from start on: moves what is pending to the front
  * and grows the buffer when that is not enough. */
 static int reader_room(xac_reader *r, size_t need, xac_err *err)

@@ -267,6 +267,9 @@ int xac_reader_frame(xac_reader *r, uint32_t max_frame, uint8_t *type, const uin
                      size_t *len, xac_err *err);
 /* Bytes received and not yet returned in a frame. */
 size_t xac_reader_pending(const xac_reader *r);
+/* Whether a whole frame is buffered, so the next xac_reader_frame will not
+ * wait for the peer. */
+bool xac_reader_has_frame(const xac_reader *r);
 /* Writes all bytes, retrying on EINTR and short writes; XAC_ECONN on failure.
  * Never raises SIGPIPE. */
 int xac_write_all(int fd, const void *p, size_t n, xac_err *err);

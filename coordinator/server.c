@@ -61,6 +61,7 @@ struct session {
     session *prev, *next;
     xac_reader rd; /* requests: one read() takes what the client sent */
     xac_buf out;   /* the reply being sent, kept for the next one */
+    size_t held;   /* bytes of out: a reply held back to go with the next */
 };
 
 /* ------------------------------------------------------------ listeners */
@@ -216,21 +217,45 @@ static uint16_t wire_code(int code)
 /* A reply buffer that grew for a large result is not kept. */
 #define OUT_KEEP (64 * 1024)
 
-/* Encodes m into the session's buffer and writes it in one write. */
-static int send_encoded(session *ss, const xac_msg *m, size_t limit, xac_err *err)
+/* Writes the replies held back, if any. */
+static int flush_held(session *ss, xac_err *err)
 {
+    int rc = XAC_OK;
+    if (ss->held > 0)
+        rc = xac_write_all(ss->fd, ss->out.data, ss->held, err) == XAC_OK ? XAC_OK : XAC_ECONN;
+    ss->held = 0;
     ss->out.len = 0;
-    int rc = xac_msg_encode(m, &ss->out, err);
-    if (rc == XAC_OK && ss->out.len - 4 > limit)
-        rc = xac_err_set(err, XAC_ELIMIT,
-                         "the reply of %zu bytes is larger than the frame limit of %zu bytes; "
-                         "the session is closed and its transaction rolled back",
-                         ss->out.len - 4, limit);
-    else if (rc == XAC_OK)
-        rc = xac_write_all(ss->fd, ss->out.data, ss->out.len, err) == XAC_OK ? XAC_OK : XAC_ECONN;
     if (ss->out.cap > OUT_KEEP)
         xac_buf_free(&ss->out);
     return rc;
+}
+
+/* Encodes m after the held reply, if any, and writes them in one write. When
+ * the next request is already buffered (the client pipelined), a first reply
+ * is held back and goes out with that request's reply: the client reads both
+ * with one wake-up. Never more than one, so that no reply waits behind more
+ * than one request. */
+static int send_encoded(session *ss, const xac_msg *m, size_t limit, xac_err *err)
+{
+    size_t base = ss->held;
+    ss->out.len = base;
+    int rc = xac_msg_encode(m, &ss->out, err);
+    if (rc == XAC_OK && ss->out.len - base - 4 > limit) {
+        rc = xac_err_set(err, XAC_ELIMIT,
+                         "the reply of %zu bytes is larger than the frame limit of %zu bytes; "
+                         "the session is closed and its transaction rolled back",
+                         ss->out.len - base - 4, limit);
+        ss->out.len = base;
+        return rc;
+    }
+    if (rc != XAC_OK)
+        return rc;
+    if (base == 0 && ss->out.len < OUT_KEEP && xac_reader_has_frame(&ss->rd)) {
+        ss->held = ss->out.len;
+        return XAC_OK;
+    }
+    ss->held = ss->out.len;
+    return flush_held(ss, err);
 }
 
 static int send_error(session *ss, int code, const char *resource, const char *msg)
@@ -285,6 +310,9 @@ static int send_msg(session *ss, const xac_msg *m)
 /* Lets the client read the final ERROR before the connection goes away. */
 static void close_after_error(session *ss)
 {
+    xac_err err;
+    xac_err_clear(&err);
+    flush_held(ss, &err);
     shutdown(ss->fd, SHUT_WR);
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
     setsockopt(ss->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -563,6 +591,9 @@ static void *session_main(void *arg)
     char why[XAC_ERR_MSG_MAX + 64] = "";
     xac_logd("session %s: connected", ss->peer);
     session_loop(ss, why, sizeof why);
+    xac_err ferr;
+    xac_err_clear(&ferr);
+    flush_held(ss, &ferr);
     if (ss->t != NULL) {
         xac_err err;
         xac_err_clear(&err);

@@ -423,6 +423,28 @@ static void test_pipelined(void)
     CU_ASSERT_EQUAL(r.outcome, XAC_OUTCOME_ROLLED_BACK);
     xac_msg_free(&r);
 
+    /* BEGIN and ROLLBACK in one write: BEGUN is held back and goes out in
+     * the same write as OUTCOME, so the first read gets both frames. */
+    b.len = 0;
+    xac_msg_init(&m, XAC_MSG_BEGIN);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    xac_msg_init(&m, XAC_MSG_ROLLBACK);
+    CU_ASSERT_FATAL(xac_msg_encode(&m, &b, &err) == XAC_OK);
+    CU_ASSERT_FATAL(xac_write_all(fd, b.data, b.len, &err) == XAC_OK);
+    uint8_t got[512];
+    ssize_t k = recv(fd, got, sizeof got, 0);
+    CU_ASSERT_FATAL(k > 5);
+    size_t frames = 0;
+    for (size_t at = 0; at + 4 <= (size_t)k;) {
+        uint32_t n = (uint32_t)got[at] << 24 | (uint32_t)got[at + 1] << 16 |
+                     (uint32_t)got[at + 2] << 8 | got[at + 3];
+        at += 4 + n;
+        if (at <= (size_t)k)
+            frames++;
+    }
+    CU_ASSERT_EQUAL(frames, 2);
+    CU_ASSERT_EQUAL(got[4], XAC_MSG_BEGUN);
+
     /* A good request and a bad frame in one write: the first is answered,
      * then the bad one gets EPROTO and the session is closed. */
     b.len = 0;
