@@ -579,10 +579,20 @@ static void test_nota(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "1397"));
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XAER_NOTA);
     CU_ASSERT_FALSE(c->broken);
-    /* A duplicate XID is XAER_DUPID. */
+    /* A duplicate XID is XAER_DUPID, from XA START, which goes out with the
+     * branch's first statement. */
     drv_conn *d = open_conn();
+    static const char one[] = "SELECT 1";
+    xac_rows r;
+    xac_rows_init(&r);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(drv_start(d, &x, &e), XAER_DUPID);
+    CU_ASSERT_EQUAL_FATAL(drv_exec(c, one, sizeof one - 1, NULL, 0, &r, &e), XA_OK);
+    xac_rows_free(&r);
+    CU_ASSERT_EQUAL(drv_start(d, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_exec(d, one, sizeof one - 1, NULL, 0, &r, &e), XAER_DUPID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "XA START failed (XAER_DUPID)"));
+    xac_rows_free(&r);
+    CU_ASSERT_EQUAL(drv_rollback(d, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_forget(c, &x, &e), XA_OK);
     drv_close(d);

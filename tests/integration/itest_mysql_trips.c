@@ -7,7 +7,12 @@
  * DDL); SQL with a ';' still refused as several statements; and errors of the
  * deferred XA END: a branch the server rolled back without the statement
  * failing still answers its XA_RB* code, and a link dropped before drv_end
- * still fails at drv_end. */
+ * still fails at drv_end. And XA START carried by the first statement: the
+ * same error for a failing statement as on the prepared path, a refused
+ * START still START's failure, values (quotes, backslashes, NUL, multibyte
+ * text, every byte, extremes) stored exactly as the prepared path stores
+ * them, '?' in literals and comments left alone, and the cases left to the
+ * usual path. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +117,17 @@ static long long trips(drv_conn *o, long long tid)
     return dt_sql_int(o, sql);
 }
 
+/* Queries of session tid whose text matches the LIKE pattern pat. */
+static long long logged(drv_conn *o, long long tid, const char *pat)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM mysql.general_log WHERE thread_id = %lld AND argument LIKE "
+             "'%s'",
+             tid, pat);
+    return dt_sql_int(o, sql);
+}
+
 static long long session_id(drv_conn *c)
 {
     return dt_sql_int(c, "SELECT CONNECTION_ID()");
@@ -184,12 +200,12 @@ static void test_round_trips(void)
     long long rb = per_tx(c, o, tid, TX_ROLLBACK, 20);
     fprintf(stderr, "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld\n",
             one, two, rb);
-    /* START, EXECUTE, "XA END; XA COMMIT ONE PHASE" */
-    CU_ASSERT_EQUAL(one, 3);
-    /* START, EXECUTE, "XA END; XA PREPARE", XA COMMIT */
-    CU_ASSERT_EQUAL(two, 4);
-    /* START, EXECUTE, "XA END; XA ROLLBACK" */
-    CU_ASSERT_EQUAL(rb, 3);
+    /* "XA START; UPDATE", "XA END; XA COMMIT ONE PHASE" */
+    CU_ASSERT_EQUAL(one, 2);
+    /* "XA START; UPDATE", "XA END; XA PREPARE", XA COMMIT */
+    CU_ASSERT_EQUAL(two, 3);
+    /* "XA START; UPDATE", "XA END; XA ROLLBACK" */
+    CU_ASSERT_EQUAL(rb, 2);
     /* The batches went out as single queries, with END first. */
     char sql[256];
     snprintf(sql, sizeof sql,
@@ -197,6 +213,9 @@ static void test_round_trips(void)
              "'XA END %%; XA COMMIT %% ONE PHASE'",
              tid);
     CU_ASSERT_EQUAL(dt_sql_int(o, sql), 21);
+    /* Every branch's UPDATE carried its XA START, values in place. */
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 63);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 63);
     log_off(o);
     /* And they did the work: 21 + 21 committed increments, none rolled back. */
     CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 42);
@@ -564,6 +583,298 @@ static void test_exec_after_end(void)
     drv_close(c);
 }
 
+/* ------------------------------------------ XA START with the first statement */
+
+/* A duplicate key in the first statement, which carries XA START, answers
+ * what the same statement answers on the prepared path later in a branch,
+ * word for word; the branch stays active and commits. */
+static void test_fold_dup_key(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 2000");
+    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (2000, 0)");
+    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    xac_err e1, e2;
+    xac_xid x;
+    /* The prepared path: the statement is the branch's second. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e1), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 2000, &e1), XA_OK);
+    int rc1 = exec_params(c, ins, 2000, 5, &e1);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e2), XA_OK);
+    /* The folded path. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e2), XA_OK);
+    int rc2 = exec_params(c, ins, 2000, 5, &e2);
+    CU_ASSERT_EQUAL(rc1, XAER_RMERR);
+    CU_ASSERT_EQUAL(rc2, rc1);
+    CU_ASSERT_STRING_EQUAL(e2.msg, e1.msg);
+    CU_ASSERT_STRING_EQUAL(e2.resource, RES);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "exec failed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "MariaDB error 1062"));
+    /* START did go out: the branch lives on, takes more work and commits. */
+    CU_ASSERT_EQUAL(exec_params(c, ins, 2001, 7, &e2), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e2), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e2), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 2001"), 7);
+    CU_ASSERT_FALSE(c->broken);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 2000");
+    drv_close(c);
+}
+
+/* XA START refused (the XID is another session's: XAER_DUPID) is reported as
+ * START's failure, folded or not; the statement did not run, a rollback of
+ * the never-started branch succeeds without touching the other session's,
+ * and the connection takes the next branch. */
+static void test_fold_start_fails(void)
+{
+    NEED_ENV();
+    drv_conn *a = dt_conn(&g_conf), *b = dt_conn(&g_conf);
+    xac_err e;
+    xac_xid x;
+    new_xid(&x);
+    dt_sql_ok(a, "UPDATE " T " SET v = 0 WHERE id IN (70, 71)");
+    CU_ASSERT_EQUAL_FATAL(drv_start(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(a, UPD, 1, 70, &e), XA_OK);
+    for (int folded = 1; folded >= 0; folded--) {
+        CU_ASSERT_EQUAL_FATAL(drv_start(b, &x, &e), XA_OK);
+        xac_err_clear(&e);
+        int rc;
+        if (folded) {
+            rc = exec_params(b, UPD, 1, 71, &e);
+        } else {
+            static const char q[] = "SELECT v FROM " T " WHERE id = 71"; /* not folded */
+            xac_rows r;
+            xac_rows_init(&r);
+            rc = drv_exec(b, q, sizeof q - 1, NULL, 0, &r, &e);
+            xac_rows_free(&r);
+        }
+        CU_ASSERT_EQUAL(rc, XAER_DUPID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "resource " RES ": XA START failed (XAER_DUPID)"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1440"));
+        CU_ASSERT_EQUAL(drv_end(b, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_rollback(b, &x, &e), XA_OK);
+        CU_ASSERT_FALSE(b->broken);
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(b, "SELECT v FROM " T " WHERE id = 71"), 0);
+    /* a's branch was left alone. */
+    CU_ASSERT_EQUAL(drv_end(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(a, &x, true, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(b, "SELECT v FROM " T " WHERE id = 70"), 1);
+    one_tx(b, TX_ONE_PHASE, 71);
+    CU_ASSERT_EQUAL(dt_sql_int(b, "SELECT v FROM " T " WHERE id = 71"), 1);
+    /* A branch that never ran a statement: rollback asks nothing of the
+     * server; prepare and commit still run START first, as before. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL(drv_start(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_rollback(b, &x, &e), XA_OK);
+    new_xid(&x);
+    CU_ASSERT_EQUAL(drv_start(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_prepare(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(b, &x, false, &e), XA_OK);
+    new_xid(&x);
+    CU_ASSERT_EQUAL(drv_start(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(b, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(b, &x, true, &e), XA_OK);
+    CU_ASSERT_FALSE(b->broken);
+    drv_close(a);
+    drv_close(b);
+}
+
+#define VALS       "trips_vals"
+#define NVALS      9
+#define VALS_SHIFT 1000
+
+/* The same INSERT for the default mode and for NO_BACKSLASH_ESCAPES, with a
+ * '?' in a literal (whose end depends on the mode), in comments; and what
+ * the literal stores. */
+static const char *const VINS[2] = {
+    "INSERT /* ? */ INTO " VALS " (id, t, b, i, d, s) VALUES (?, ?, ?, ?, ?, 'lit?''\\'?') # ?\n"
+    " -- ?\n",
+    "INSERT /* ? */ INTO " VALS " (id, t, b, i, d, s) VALUES (?, ?, ?, ?, ?, 'lit?''\\') # ?\n"
+    " -- ?\n"};
+static const char *const VLIT[2] = {"lit?''?", "lit?'\\"};
+
+static unsigned char g_blob[256];
+
+/* Row k's values: text with quotes, backslashes, NUL bytes, multibyte UTF-8
+ * and '?'; a blob with every byte value; integer and double extremes; NULL
+ * in each column once. Rows 7 and 8 hold values with no exact literal
+ * (INT64_MIN, -0.0): those branches take the usual path. */
+static void vals_row(int k, xac_value v[6])
+{
+    static const char t0[] = "it's \"q\" back\\slash \\' \\\\ ? ``";
+    static const char t1[] = "a\0b\0";
+    static const char t2[] = "\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87 \xe6\x97\xa5\xe6\x9c\xac "
+                             "\xf0\x9f\x8e\x89 '?'";
+    static const char *const ts[] = {t0, t1, t2, "", "\\", "'", "x", "min", "negzero"};
+    static const size_t tl[] = {sizeof t0 - 1, sizeof t1 - 1, sizeof t2 - 1, 0, 1, 1, 1, 3, 7};
+    static const int64_t is[] = {INT64_MAX, INT64_MIN + 1, -1, 0, 42, -42, 1, INT64_MIN, 5};
+    static const double ds[] = {0.1,  -1e-300, 4.9e-324, 1.7976931348623157e308, 1.0 / 3, -2.5,
+                                1e22, 7,       -0.0};
+    for (int i = 0; i < 256; i++)
+        g_blob[i] = (unsigned char)i;
+    memset(v, 0, 6 * sizeof *v);
+    v[0].type = XAC_T_INT;
+    v[0].i = k;
+    v[1].type = XAC_T_TEXT;
+    v[1].s = ts[k];
+    v[1].len = tl[k];
+    v[2].type = XAC_T_BLOB;
+    v[2].s = (const char *)g_blob + 17 * k % 256;
+    v[2].len = (size_t)(256 - 17 * k % 256);
+    if (k <= 1)
+        v[2].len = 256; /* every byte value */
+    v[3].type = XAC_T_INT;
+    v[3].i = is[k];
+    v[4].type = XAC_T_DOUBLE;
+    v[4].d = ds[k];
+    if (k >= 3 && k <= 6)
+        v[k - 2].type = XAC_T_NULL; /* t, b, i, d in turn */
+    if (k == 3)
+        v[2].len = 0; /* an empty blob */
+}
+
+static void vals_insert(drv_conn *c, int pass, int k, bool in_branch)
+{
+    xac_value v[6];
+    vals_row(k, v);
+    if (!in_branch)
+        v[0].i += VALS_SHIFT;
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err e;
+    xac_xid x;
+    if (in_branch) {
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    }
+    int rc = drv_exec(c, VINS[pass], strlen(VINS[pass]), v, 5, &r, &e);
+    if (rc != XA_OK)
+        fprintf(stderr, "row %d: %s\n", k, e.msg);
+    CU_ASSERT_EQUAL(rc, XA_OK);
+    CU_ASSERT_FALSE(r.has_rows);
+    CU_ASSERT_EQUAL(r.affected, 1);
+    xac_rows_free(&r);
+    if (in_branch) {
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+    }
+}
+
+/* Values reach the server the same through the folded text statement as
+ * through the prepared one: rows inserted both ways are byte for byte equal,
+ * and equal to what was sent; '?' in literals and comments is no
+ * placeholder; and so under NO_BACKSLASH_ESCAPES too. */
+static void test_fold_values(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *o = dt_conn(&g_conf);
+    dt_sql_ok(c, "DROP TABLE IF EXISTS " VALS);
+    dt_sql_ok(c, "CREATE TABLE " VALS " (id BIGINT PRIMARY KEY, t TEXT CHARACTER SET utf8mb4 "
+                 "NULL, b BLOB NULL, i BIGINT NULL, d DOUBLE NULL, s VARCHAR(16) NULL)");
+    long long tid = session_id(c);
+    log_on(o);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            dt_sql_ok(c, "DELETE FROM " VALS);
+            dt_sql_ok(c, "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')");
+        }
+        for (int k = 0; k < NVALS; k++) {
+            vals_insert(c, pass, k, true);
+            vals_insert(c, pass, k, false);
+        }
+        /* Both ways agree, byte for byte. */
+        CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM " VALS " a JOIN " VALS
+                                      " b ON b.id = a.id + 1000 WHERE BINARY a.t <=> BINARY b.t "
+                                      "AND a.b <=> b.b AND a.i <=> b.i AND a.d <=> b.d AND "
+                                      "BINARY a.s <=> BINARY b.s"),
+                        NVALS);
+        /* And agree with what was sent. */
+        for (int k = 0; k < NVALS; k++) {
+            xac_value v[6];
+            vals_row(k, v);
+            v[5].type = XAC_T_TEXT;
+            v[5].s = VLIT[pass];
+            v[5].len = strlen(VLIT[pass]);
+            static const char q[] = "SELECT COUNT(*) FROM " VALS " WHERE id = ? AND BINARY t <=> "
+                                    "? AND b <=> ? AND i <=> ? AND d <=> ? AND BINARY s = ?";
+            xac_rows r;
+            xac_rows_init(&r);
+            xac_err e;
+            int rc = drv_exec(c, q, sizeof q - 1, v, 6, &r, &e);
+            CU_ASSERT_EQUAL(rc, XA_OK);
+            const char *n = rc == XA_OK && r.nrows == 1 ? xac_rows_cell(&r, 0, 0, NULL) : NULL;
+            if (n == NULL || strcmp(n, "1") != 0)
+                fprintf(stderr, "pass %d row %d differs from what was sent\n", pass, k);
+            CU_ASSERT_STRING_EQUAL(n != NULL ? n : "", "1");
+            xac_rows_free(&r);
+        }
+    }
+    /* Each branch but those of rows 7 and 8 carried XA START in its INSERT. */
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; INSERT /* ? */ INTO " VALS "%"), 2 * (NVALS - 2));
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 2 * NVALS);
+    log_off(o);
+    dt_sql_ok(c, "DROP TABLE " VALS);
+    drv_close(c);
+    drv_close(o);
+}
+
+/* What the fold leaves to the usual path, which then works as before: a
+ * first statement that is no INSERT/UPDATE/DELETE/REPLACE, a value too big
+ * to spell out, a session whose character set is not UTF-8. */
+static void test_fold_fallbacks(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *o = dt_conn(&g_conf);
+    dt_sql_ok(c, "DROP TABLE IF EXISTS " VALS);
+    dt_sql_ok(c, "CREATE TABLE " VALS
+                 " (id BIGINT PRIMARY KEY, t TEXT CHARACTER SET utf8mb4 NULL, b MEDIUMBLOB NULL)");
+    long long tid = session_id(c);
+    static unsigned char big[20000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7);
+    static const char ins[] = "INSERT INTO " VALS " (id, t, b) VALUES (?, ?, ?)";
+    log_on(o);
+    for (int k = 0; k < 3; k++) {
+        if (k == 2)
+            dt_sql_ok(c, "SET NAMES latin1");
+        xac_value v[3] = {
+            {.type = XAC_T_INT, .i = k},
+            {.type = XAC_T_TEXT, .s = "\xc3\xa9", .len = 2},
+            {.type = XAC_T_BLOB, .s = (const char *)big, .len = k == 1 ? sizeof big : 3}};
+        xac_xid x;
+        xac_err e;
+        xac_rows r;
+        xac_rows_init(&r);
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        if (k == 0) {
+            static const char q[] = "SELECT COUNT(*) FROM " VALS;
+            CU_ASSERT_EQUAL(drv_exec(c, q, sizeof q - 1, NULL, 0, &r, &e), XA_OK);
+            xac_rows_free(&r);
+        }
+        CU_ASSERT_EQUAL(drv_exec(c, ins, sizeof ins - 1, v, 3, &r, &e), XA_OK);
+        CU_ASSERT_EQUAL(r.affected, 1);
+        xac_rows_free(&r);
+        CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+    }
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 3);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %;%"), 0);
+    log_off(o);
+    dt_sql_ok(c, "SET NAMES utf8mb4");
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM " VALS " WHERE HEX(t) = 'C3A9' AND id < 2"),
+                    2);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT LENGTH(b) FROM " VALS " WHERE id = 1"),
+                    (long long)sizeof big);
+    dt_sql_ok(c, "DROP TABLE " VALS);
+    drv_close(c);
+    drv_close(o);
+}
+
 int cu_register(void)
 {
     load_conf();
@@ -576,6 +887,10 @@ int cu_register(void)
                                    {"deferred_end_rolled_back", test_deferred_end_rolled_back},
                                    {"dropped_before_end", test_dropped_before_end},
                                    {"exec_after_end", test_exec_after_end},
+                                   {"fold_dup_key", test_fold_dup_key},
+                                   {"fold_start_fails", test_fold_start_fails},
+                                   {"fold_values", test_fold_values},
+                                   {"fold_fallbacks", test_fold_fallbacks},
                                    {NULL, NULL}};
     return cu_add_suite("mysql_trips", live);
 }

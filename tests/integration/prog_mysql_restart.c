@@ -63,12 +63,12 @@ static long long prepares(drv_conn *c)
                         "VARIABLE_NAME = 'COM_STMT_PREPARE'");
 }
 
-static int update(drv_conn *c, long long id, xac_err *e)
+static int update_by(drv_conn *c, long long by, long long id, xac_err *e)
 {
     xac_value p[2];
     memset(p, 0, sizeof p);
     p[0].type = XAC_T_INT;
-    p[0].i = 1;
+    p[0].i = by;
     p[1].type = XAC_T_INT;
     p[1].i = id;
     xac_rows r;
@@ -89,7 +89,14 @@ static void make_xid(xac_xid *x)
         memset(x, 0, sizeof *x);
 }
 
-/* One one-phase branch with the UPDATE; the XA code of the first failure. */
+static int update(drv_conn *c, long long id, xac_err *e)
+{
+    return update_by(c, 1, id, e);
+}
+
+/* One one-phase branch with the UPDATE, which carries XA START, and a second
+ * one, which goes through the statement cache; the XA code of the first
+ * failure. */
 static int branch(drv_conn *c, long long id, xac_err *e)
 {
     xac_xid x;
@@ -97,6 +104,8 @@ static int branch(drv_conn *c, long long id, xac_err *e)
     int rc = drv_start(c, &x, e);
     if (rc == XA_OK)
         rc = update(c, id, e);
+    if (rc == XA_OK)
+        rc = update_by(c, 0, id, e);
     if (rc == XA_OK)
         rc = drv_end(c, &x, e);
     if (rc == XA_OK)
