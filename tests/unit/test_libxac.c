@@ -2,7 +2,9 @@
  * connection on a temporary Unix (or TCP) socket and plays a fixed exchange
  * with common's codec, sometimes with hand-made bytes. It stands in for xacd,
  * not for a database. The server thread records its own failed checks; the
- * test asserts on them after joining it. */
+ * test asserts on them after joining it. The deferred BEGIN's cases that a
+ * real xacd cannot be made to produce on demand (a refused BEGIN that keeps
+ * or closes the session) are here too; test_defer_begin.sh has the rest. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -850,6 +852,176 @@ static void test_params_and_names(void)
     xac_result_free(NULL);
 }
 
+/* ------------------------------------------ deferred BEGIN (XAC_BEGIN_DEFER) */
+
+/* True when more bytes are waiting: the client sent the next request without
+ * waiting for a reply. */
+static int srv_pending(int fd)
+{
+    uint8_t b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/* BEGIN with this timeout, the next request already behind it. */
+static int srv_begin_pipelined(int fd, uint32_t timeout_ms)
+{
+    xac_msg m;
+    if (srv_recv(fd, &m) != XAC_OK)
+        return -1;
+    int ok = m.type == XAC_MSG_BEGIN && m.timeout_ms == timeout_ms && srv_pending(fd);
+    xac_msg_free(&m);
+    return ok ? 0 : -1;
+}
+
+static void script_exec_commit(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begin_pipelined(fd, 1234) == 0);
+    xac_msg b;
+    xac_msg_init(&b, XAC_MSG_BEGUN);
+    b.gtrid = "n1.1.1";
+    SCHECK(f, srv_send(fd, &b) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_EXEC) == 0);
+    SCHECK(f, srv_affected(fd, 1) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_COMMITTED, "", "") == XAC_OK);
+    /* A deferred transaction that the client closes sends nothing. */
+    SCHECK(f, srv_eof(fd));
+}
+
+static void test_exec_commit(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_exec_commit, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 1234, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "");
+    xac_result *r = NULL;
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "UPDATE t SET v = 1", NULL, 0, &r, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "n1.1.1");
+    CU_ASSERT(r != NULL && xac_result_affected(r) == 1);
+    xac_result_free(r);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
+#define OOM "engine: out of memory for a new transaction"
+
+static void script_begin_refused(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begin_pipelined(fd, 0) == 0);
+    SCHECK(f, srv_error(fd, XAC_EINTERNAL, "", OOM) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_EXEC) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESTATE, "", "EXEC without an open transaction") == XAC_OK);
+    /* The same as ROLLBACK's first request. */
+    SCHECK(f, srv_begin_pipelined(fd, 0) == 0);
+    SCHECK(f, srv_error(fd, XAC_EINTERNAL, "", OOM) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_ROLLBACK) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESTATE, "", "ROLLBACK without an open transaction") == XAC_OK);
+    /* In step: the next BEGIN is answered as such. */
+    SCHECK(f, srv_begun(fd, "n1.1.2") == 0);
+    SCHECK(f, srv_expect(fd, XAC_MSG_ROLLBACK) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "", "") == XAC_OK);
+}
+
+static void test_begin_refused(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_begin_refused, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "SELECT 1", NULL, 0, NULL, &e), XAC_EINTERNAL);
+    CU_ASSERT_EQUAL(e.code, XAC_EINTERNAL);
+    CU_ASSERT_STRING_EQUAL(e.msg, OOM);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "");
+    /* Nothing is sent for it any more. */
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "SELECT 1", NULL, 0, NULL, &e), XAC_EROLLBACK);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EROLLBACK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, OOM));
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_EINTERNAL);
+    CU_ASSERT_STRING_EQUAL(e.msg, OOM);
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 0, &tx, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "n1.1.2");
+    CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_OK);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
+/* An ERROR after which xacd closes the session: no reply follows it. */
+static void script_begin_closes(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begin_pipelined(fd, 0) == 0);
+    SCHECK(f, srv_error(fd, XAC_EPROTO, "", "bad frame") == XAC_OK);
+    shutdown(fd, SHUT_WR);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_eof(fd));
+}
+
+static void test_begin_closes(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_begin_closes, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EPROTO);
+    CU_ASSERT_STRING_EQUAL(e.msg, "bad frame");
+    CU_ASSERT_EQUAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_ECONN);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
+/* A first request over the server's frame limit is not sent, and neither is
+ * the BEGIN: it waits for the next request. */
+static void script_over_max(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begin_pipelined(fd, 0) == 0);
+    xac_msg b;
+    xac_msg_init(&b, XAC_MSG_BEGUN);
+    b.gtrid = "n1.1.3";
+    SCHECK(f, srv_send(fd, &b) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_EXEC) == 0);
+    SCHECK(f, srv_affected(fd, 0) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_ROLLBACK) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "", "") == XAC_OK);
+}
+
+static void test_over_max(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_over_max, 64, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    char sql[200];
+    memset(sql, ' ', sizeof sql);
+    memcpy(sql, "SELECT 1", 8);
+    sql[sizeof sql - 1] = '\0';
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", sql, NULL, 0, NULL, &e), XAC_ELIMIT);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "");
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "SELECT 1", NULL, 0, NULL, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "n1.1.3");
+    CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_OK);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
 int cu_register(void)
 {
     static const cu_test tests[] = {{"HELLO bytes and WELCOME", test_hello_bytes},
@@ -870,6 +1042,10 @@ int cu_register(void)
                                     {"wrong reply type", test_wrong_reply_type},
                                     {"malformed WELCOME", test_malformed_welcome},
                                     {"parameters and names", test_params_and_names},
+                                    {"deferred BEGIN rides with EXEC", test_exec_commit},
+                                    {"deferred BEGIN refused, session kept", test_begin_refused},
+                                    {"deferred BEGIN refused, session closed", test_begin_closes},
+                                    {"deferred BEGIN: first request over the limit", test_over_max},
                                     {NULL, NULL}};
     return cu_add_suite("libxac", tests);
 }
