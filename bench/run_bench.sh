@@ -48,6 +48,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/xacd.sh
+. "$root/bench/xacd.sh"
 build=${XAC_BUILD_DIR:-$root/build}
 dir=""
 modes=direct,xac,local
@@ -206,16 +208,7 @@ clients = ( { name = "bench"; token = "$token"; } );
 CONF
 chmod 600 "$conf"
 
-# The log level is warn, so "xacd ready" (info) is not logged: wait for the
-# socket instead, bounded.
-"$xacd" -c "$conf" 2>> "$log" &
-xacd_pid=$!
-for _ in $(seq 1 300); do
-    [ -S "$sock" ] && break
-    kill -0 "$xacd_pid" 2> /dev/null || { cat "$log" >&2; die "xacd exited at start; its log is above"; }
-    sleep 0.1
-done
-[ -S "$sock" ] || die "xacd did not open $sock within 30 s"
+bench_xacd_start "$xacd" "$conf" "$sock" "$log" || die "xacd did not start"
 echo "== xacd pid $xacd_pid, journal $dir/journal ($fstype), pool_size $pool"
 
 if command -v gnuplot > /dev/null; then
@@ -245,13 +238,6 @@ XAC_ADDR="unix:$sock" XAC_CLIENT=bench XAC_TOKEN=$token \
 bench_rc=${PIPESTATUS[0]}
 set -e
 
-kill -TERM "$xacd_pid"
-st=0
-wait "$xacd_pid" || st=$?
-xacd_pid=""
-if [ "$st" != 0 ]; then
-    tail -40 "$log" >&2
-    die "xacd exited with status $st after SIGTERM; the end of its log is above"
-fi
+bench_xacd_stop "$log" || die "xacd did not stop cleanly"
 status=$bench_rc
 exit "$status"

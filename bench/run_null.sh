@@ -33,6 +33,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/xacd.sh
+. "$root/bench/xacd.sh"
 build=${XAC_BUILD_DIR:-$root/build}
 dir=""
 workers=64
@@ -162,16 +164,7 @@ cleanup() {
 trap 'cleanup' EXIT
 trap 'exit 130' INT TERM
 
-# The log level is warn, so "xacd ready" (info) is not logged: wait for the
-# socket instead, bounded.
-"$xacd" -c "$conf" 2>> "$log" &
-xacd_pid=$!
-for _ in $(seq 1 300); do
-    [ -S "$sock" ] && break
-    kill -0 "$xacd_pid" 2> /dev/null || { echo "run_null.sh: xacd exited at start; its log:" >&2; cat "$log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -S "$sock" ] || { echo "run_null.sh: xacd did not open $sock within 30 s" >&2; exit 1; }
+bench_xacd_start "$xacd" "$conf" "$sock" "$log" || exit 1
 
 echo "xacd $("$xacd" --version 2>&1 | head -1) pid $xacd_pid: 2 null resources, workers $workers," \
     "journal $dir/journal ($fstype)"
@@ -193,14 +186,6 @@ set -e
 echo "xacd's own count (xacctl status):"
 "$xacctl" -c "$conf" status 2>&1 | grep -Ei 'committed|rolled|in flight|live' | sed 's/^/  /' || true
 
-kill -TERM "$xacd_pid"
-st=0
-wait "$xacd_pid" || st=$?
-xacd_pid=""
-if [ "$st" != 0 ]; then
-    echo "run_null.sh: xacd exited with status $st after SIGTERM; its log:" >&2
-    cat "$log" >&2
-    exit 1
-fi
+bench_xacd_stop "$log" || exit 1
 status=$bench_rc
 exit "$status"
