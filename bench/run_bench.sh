@@ -41,7 +41,7 @@
 #                   nothing (the figures would flatter every mode)
 # Options after -- go to xac-bench (e.g. -- --warmup 2 --rate 500).
 # Ports: XAC_TEST_MYSQL_PORT and XAC_TEST_PG_PORT when set, else the first
-# free ones from 33306 and 55432 (tests/fixtures/db.sh).
+# free ones from 13306 and 15432 (tests/fixtures/db.sh).
 # Exit status: xac-bench's (0 only when no transaction failed and every
 # money check held), 1 when a server or xacd could not be started or stopped
 # cleanly, 2 for a usage error.

@@ -132,8 +132,12 @@ stop_xacd
 
 # ------------------------------------------------ TCP listener
 it_log "---- listen.tcp next to the Unix socket"
+# Below the kernel's ephemeral range: a port there can be the local end of
+# some client's connection, which a listener cannot bind although nothing
+# answers on it.
 port=""
-for p in $(seq $((40000 + RANDOM % 20000)) 60999); do
+eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || echo 32768)
+for p in $(seq $((20000 + RANDOM % (eph_lo - 20500))) $((eph_lo - 1))); do
     if ! (exec 3<> "/dev/tcp/127.0.0.1/$p") 2> /dev/null; then
         port=$p
         break
