@@ -153,6 +153,7 @@ typedef struct opts {
     int nwl;
     bool need_db; /* a workload other than null2 */
     bool dry_run;
+    bool sync_exec; /* mode xac: wait for every EXEC's reply */
 } opts;
 
 enum phase { PH_WARMUP, PH_MEASURE, PH_STOP };
@@ -281,8 +282,9 @@ static int xac_tx_null2(client *c, xac_err *err)
     xac_error e;
     if (xac_begin_ex(c->conn, 0, XAC_BEGIN_DEFER, &tx, &e) != XAC_OK)
         return xac_failed(c, NULL, &e, "begin", err);
+    unsigned flags = o->sync_exec ? 0 : XAC_EXEC_DEFER;
     for (int i = 0; i < 2; i++)
-        if (xac_exec(tx, o->res[i], "SELECT 1", NULL, 0, NULL, &e) != XAC_OK)
+        if (xac_exec_ex(tx, o->res[i], "SELECT 1", NULL, 0, flags, NULL, &e) != XAC_OK)
             return xac_failed(c, tx, &e, "exec", err);
     if (xac_commit(tx, &e) != XAC_OK)
         return xac_failed(c, NULL, &e, "commit", err);
@@ -309,7 +311,10 @@ static int xac_tx_workload(client *c, xac_err *err)
                                .len = st[i].params[k].len};
         xac_result *r = NULL;
         const char *res = bench_db_name(st[i].db);
-        if (xac_exec(tx, res, st[i].sql, p, st[i].nparams, st[i].read ? &r : NULL, &e) != XAC_OK)
+        /* A statement whose result is not read need not wait for it. */
+        unsigned flags = st[i].read || c->b->o->sync_exec ? 0 : XAC_EXEC_DEFER;
+        if (xac_exec_ex(tx, res, st[i].sql, p, st[i].nparams, flags, st[i].read ? &r : NULL, &e) !=
+            XAC_OK)
             return xac_failed(c, tx, &e, "exec", err);
         if (st[i].read) {
             bool one = xac_result_has_rows(r) && xac_result_nrows(r) == 1;
@@ -397,7 +402,10 @@ static void usage(void)
             "                       (default xac; --mode is the same):\n"
             "                         xac     through libxac and a running xacd; BEGIN\n"
             "                                 deferred into the first request\n"
-            "                                 (XAC_BEGIN_DEFER)\n"
+            "                                 (XAC_BEGIN_DEFER), and statements whose\n"
+            "                                 result is not read into the request after\n"
+            "                                 them (XAC_EXEC_DEFER): a transfer is one\n"
+            "                                 round trip to xacd\n"
             "                         direct  each client issues XA START/END/PREPARE/COMMIT\n"
             "                                 itself through xac's drivers, branches prepared\n"
             "                                 and committed in parallel; no coordinator, no\n"
@@ -466,6 +474,9 @@ static void usage(void)
             "                       row per workload: throughput against clients on the\n"
             "                       left, p99 latency against clients on the right, one line\n"
             "                       per mode\n"
+            "  --sync-exec          mode xac: send every statement alone and wait for its\n"
+            "                       reply (xac_exec), as a client that reads each result\n"
+            "                       would\n"
             "  --dry-run            check the options, print the points that would run, and\n"
             "                       measure nothing (no xacd or database is contacted)\n"
             "  -h, --help           this text\n"
@@ -636,6 +647,10 @@ static int parse_args(int argc, char **argv, opts *o, char *res_buf, size_t res_
             return 1;
         if (strcmp(a, "--dry-run") == 0) {
             o->dry_run = true;
+            continue;
+        }
+        if (strcmp(a, "--sync-exec") == 0) {
+            o->sync_exec = true;
             continue;
         }
         if (strncmp(a, "--", 2) != 0)

@@ -1,9 +1,9 @@
 /* libxac: the client side of the xac protocol (docs/protocol.md) on top of
  * common's wire codec. One blocking socket per connection, one request and one
- * reply at a time, except that a deferred BEGIN travels in the same write as
- * the request behind it (xacd answers pipelined requests in order). The
- * library keeps no global state, never prints and never raises SIGPIPE; every
- * failure comes back as a code plus an xac_error. */
+ * reply at a time, except that a deferred BEGIN and deferred EXECs travel in
+ * the same write as the request behind them (xacd answers pipelined requests
+ * in order). The library keeps no global state, never prints and never raises
+ * SIGPIPE; every failure comes back as a code plus an xac_error. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +19,10 @@
 
 #include "xac_common.h"
 #include "xac.h"
+
+/* Deferred EXECs are sent once this many are waiting, whatever comes next. */
+#define PEND_MAX_EXECS 64
+#define PEND_MAX_BYTES (32 * 1024)
 
 /* Defined in result.c. */
 __attribute__((visibility("hidden"))) xac_result *xac_result_adopt(xac_rows *rows);
@@ -42,6 +46,10 @@ struct xac_tx {
      * request, so a transaction costs one round trip less. */
     bool deferred;
     uint32_t timeout_ms; /* for the deferred BEGIN */
+    /* XAC_EXEC_DEFER: encoded EXECs not sent yet; they go out before the
+     * next request, in the same write. */
+    xac_buf pend;
+    unsigned npend;
     /* The server already ended the transaction (EXEC got ETIMEOUT): commit
      * answers with this rollback without asking, rollback just succeeds. */
     bool ended;
@@ -135,9 +143,30 @@ static int send_all(xac_conn *c, const uint8_t *p, size_t n, xac_error *e)
     return XAC_OK;
 }
 
-/* Sends req, after first (when not NULL) in the same write, so that xacd
- * finds both in one read. Nothing is sent when a frame is over the limit. */
-static int send_requests(xac_conn *c, const xac_msg *first, const xac_msg *req, xac_error *e)
+/* Appends req's frame to b, refusing one over xacd's frame limit. */
+static int encode_request(xac_conn *c, const xac_msg *req, xac_buf *b, xac_error *e)
+{
+    xac_err ce;
+    xac_err_clear(&ce);
+    size_t at = b->len;
+    if (xac_msg_encode(req, b, &ce) != XAC_OK)
+        return from_err(e, &ce);
+    size_t body = b->len - at >= 4 ? b->len - at - 4 : 0;
+    if (body > c->max_frame) {
+        b->len = at;
+        return fail(e, XAC_ELIMIT, req->resource,
+                    "request of %zu bytes exceeds xacd's frame limit of %u bytes "
+                    "(limits.max_frame); nothing was sent",
+                    body, (unsigned)c->max_frame);
+    }
+    return XAC_OK;
+}
+
+/* Sends req (when not NULL) after first (when not NULL) and the encoded
+ * frames in pre (when not NULL), all in one write, so that xacd finds them
+ * in one read. Nothing is sent when a frame is over the limit. */
+static int send_requests(xac_conn *c, const xac_msg *first, const xac_buf *pre, const xac_msg *req,
+                         xac_error *e)
 {
     xac_err ce;
     xac_err_clear(&ce);
@@ -145,17 +174,12 @@ static int send_requests(xac_conn *c, const xac_msg *first, const xac_msg *req, 
     if (rc != XAC_OK)
         return rc;
     c->out.len = 0;
-    if (first != NULL && xac_msg_encode(first, &c->out, &ce) != XAC_OK)
+    if (first != NULL && (rc = encode_request(c, first, &c->out, e)) != XAC_OK)
+        return rc;
+    if (pre != NULL && pre->len > 0 && xac_buf_put(&c->out, pre->data, pre->len, &ce) != XAC_OK)
         return from_err(e, &ce);
-    size_t at = c->out.len;
-    if (xac_msg_encode(req, &c->out, &ce) != XAC_OK)
-        return from_err(e, &ce);
-    size_t body = c->out.len - at >= 4 ? c->out.len - at - 4 : 0;
-    if (body > c->max_frame)
-        return fail(e, XAC_ELIMIT, req->resource,
-                    "request of %zu bytes exceeds xacd's frame limit of %u bytes "
-                    "(limits.max_frame); nothing was sent",
-                    body, (unsigned)c->max_frame);
+    if (req != NULL && (rc = encode_request(c, req, &c->out, e)) != XAC_OK)
+        return rc;
     return send_all(c, c->out.data, c->out.len, e);
 }
 
@@ -202,7 +226,7 @@ static int read_reply(xac_conn *c, xac_msg *reply, xac_error *e)
 /* Sends one request and reads one reply into *reply. */
 static int roundtrip(xac_conn *c, const xac_msg *req, xac_msg *reply, xac_error *e)
 {
-    int rc = send_requests(c, NULL, req, e);
+    int rc = send_requests(c, NULL, NULL, req, e);
     return rc != XAC_OK ? rc : read_reply(c, reply, e);
 }
 
@@ -525,28 +549,13 @@ int xac_begin_ex(xac_conn *c, uint32_t timeout_ms, unsigned flags, xac_tx **out,
     return rc;
 }
 
-/* Sends req and reads its reply into *rep; for a deferred transaction the
- * BEGIN goes out first in the same write, and its reply is read first. When
- * that BEGIN fails, its error is the result, and req's reply (xacd answers
- * it without a transaction: ERROR ESTATE) is read and dropped so that the
- * next reply read is the next request's. The transaction then has ended:
- * nothing ran. */
-static int tx_roundtrip(xac_tx *tx, const xac_msg *req, xac_msg *rep, xac_error *e)
+/* Reads the deferred BEGIN's reply. When the BEGIN failed, the transaction
+ * has ended and nothing ran: its error is the result. */
+static int read_begun(xac_tx *tx, xac_error *e)
 {
     xac_conn *c = tx->c;
-    if (!tx->deferred)
-        return roundtrip(c, req, rep, e);
-    xac_msg begin;
-    xac_msg_init(&begin, XAC_MSG_BEGIN);
-    begin.timeout_ms = tx->timeout_ms;
-    int rc = send_requests(c, &begin, req, e);
-    if (rc != XAC_OK && c->fd >= 0)
-        return rc; /* nothing was sent: the BEGIN is still deferred */
-    tx->deferred = false;
-    if (rc != XAC_OK)
-        return rc;
     xac_msg b;
-    rc = read_reply(c, &b, e);
+    int rc = read_reply(c, &b, e);
     if (rc != XAC_OK)
         return rc;
     xac_error be;
@@ -556,23 +565,113 @@ static int tx_roundtrip(xac_tx *tx, const xac_msg *req, xac_msg *rep, xac_error 
         copy_str(tx->gtrid, sizeof tx->gtrid, b.gtrid);
     xac_msg_free(&b);
     if (rc == XAC_OK)
-        return read_reply(c, rep, e);
-
+        return XAC_OK;
     if (e != NULL)
         *e = be;
     tx->ended = true;
     fail(&tx->end_err, rc, be.resource, "its BEGIN failed: %s", be.msg);
-    if (c->fd >= 0) {
+    return rc;
+}
+
+/* Reads and drops n replies, so that the next reply read is the next
+ * request's; stops when xacd closes the session. */
+static void drop_replies(xac_conn *c, unsigned n)
+{
+    for (unsigned i = 0; i < n && c->fd >= 0; i++) {
         xac_msg drop;
         xac_error ignored;
-        if (read_reply(c, &drop, &ignored) == XAC_OK) {
-            /* Keeps our side closed too should xacd close the session. */
-            if (drop.type == XAC_MSG_ERROR)
-                map_error(c, &drop, &ignored);
-            xac_msg_free(&drop);
+        if (read_reply(c, &drop, &ignored) != XAC_OK)
+            return;
+        if (drop.type == XAC_MSG_ERROR)
+            map_error(c, &drop, &ignored); /* closes our side if xacd closes */
+        xac_msg_free(&drop);
+    }
+}
+
+/* Reads a deferred EXEC's reply and drops its result. The first ERROR is
+ * kept in *first; a timeout also ends the transaction (xacd rolled it back). */
+static int read_deferred(xac_tx *tx, xac_error *first, xac_error *e)
+{
+    xac_conn *c = tx->c;
+    xac_msg r;
+    int rc = read_reply(c, &r, e);
+    if (rc != XAC_OK)
+        return rc;
+    if (r.type == XAC_MSG_ERROR) {
+        xac_error fe;
+        int code = map_error(c, &r, &fe);
+        if (first->code == XAC_OK)
+            *first = fe;
+        if (code == XAC_ETIMEOUT && !tx->ended) {
+            tx->ended = true;
+            tx->end_err = fe;
+        }
+    } else if (r.type != XAC_MSG_RESULT) {
+        rc = unexpected(c, &r, "EXEC", e);
+    }
+    xac_msg_free(&r);
+    return rc;
+}
+
+/* Sends req (NULL: only what is deferred) behind the deferred BEGIN and
+ * EXECs in one write, reads their replies in order, then req's into *rep.
+ * - A failed deferred BEGIN is the result: nothing ran, and the replies
+ *   behind it (ERROR ESTATE: xacd had no transaction) are dropped.
+ * - Deferred EXECs' results are dropped. With req NULL the first ERROR among
+ *   them is the result; otherwise req's reply tells, since a failed EXEC
+ *   makes the transaction rollback-only (a later EXEC gets EROLLBACK with its
+ *   message, COMMIT rolls back).
+ * - A deferred EXEC that timed out ended the transaction: req's reply (ERROR
+ *   ESTATE) is dropped and the timeout is the result.
+ * - After an ERROR that closes the session xacd sends nothing more. */
+static int tx_roundtrip(xac_tx *tx, const xac_msg *req, xac_msg *rep, xac_error *e)
+{
+    xac_conn *c = tx->c;
+    if (!tx->deferred && tx->npend == 0)
+        return req != NULL ? roundtrip(c, req, rep, e) : XAC_OK;
+    bool begin = tx->deferred;
+    unsigned nexec = tx->npend;
+    xac_msg bm;
+    xac_msg_init(&bm, XAC_MSG_BEGIN);
+    bm.timeout_ms = tx->timeout_ms;
+    int rc = send_requests(c, begin ? &bm : NULL, &tx->pend, req, e);
+    if (rc != XAC_OK && c->fd >= 0)
+        return rc; /* nothing was sent: all of it is still deferred */
+    tx->deferred = false;
+    tx->npend = 0;
+    tx->pend.len = 0;
+    if (rc != XAC_OK)
+        return rc;
+    if (begin && (rc = read_begun(tx, e)) != XAC_OK) {
+        if (c->fd >= 0)
+            drop_replies(c, nexec + (req != NULL ? 1u : 0u));
+        return rc;
+    }
+    xac_error first;
+    err_clear(&first);
+    for (unsigned i = 0; i < nexec; i++) {
+        if ((rc = read_deferred(tx, &first, e)) != XAC_OK)
+            return rc;
+        if (c->fd < 0) { /* that ERROR closed the session */
+            if (e != NULL)
+                *e = first;
+            return first.code;
         }
     }
-    return rc;
+    if (req == NULL) {
+        if (first.code != XAC_OK && e != NULL)
+            *e = first;
+        return first.code;
+    }
+    if ((rc = read_reply(c, rep, e)) != XAC_OK)
+        return rc;
+    if (nexec > 0 && tx->ended) {
+        xac_msg_free(rep);
+        if (e != NULL)
+            *e = tx->end_err;
+        return tx->end_err.code;
+    }
+    return XAC_OK;
 }
 
 const char *xac_tx_gtrid(const xac_tx *tx)
@@ -592,11 +691,24 @@ static const char *gtrid_sp(const xac_tx *tx, char *buf, size_t cap)
 int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param *params,
              size_t nparams, xac_result **out, xac_error *err)
 {
+    return xac_exec_ex(tx, resource, sql, params, nparams, 0, out, err);
+}
+
+int xac_exec_ex(xac_tx *tx, const char *resource, const char *sql, const xac_param *params,
+                size_t nparams, unsigned flags, xac_result **out, xac_error *err)
+{
     err_clear(err);
     if (out != NULL)
         *out = NULL;
     if (tx == NULL)
         return fail(err, XAC_EINVAL, NULL, "xac_exec: no transaction");
+    if ((flags & ~(unsigned)XAC_EXEC_DEFER) != 0)
+        return fail(err, XAC_EINVAL, resource, "xac_exec_ex: unknown flags 0x%x",
+                    flags & ~(unsigned)XAC_EXEC_DEFER);
+    bool defer = (flags & XAC_EXEC_DEFER) != 0;
+    if (defer && out != NULL)
+        return fail(err, XAC_EINVAL, resource,
+                    "xac_exec_ex: a deferred EXEC returns no result; pass out = NULL");
     if (resource == NULL || !xac_valid_name(resource, XAC_RESOURCE_MAX))
         return fail(err, XAC_EINVAL, resource,
                     "xac_exec: '%s' is not a resource name ([A-Za-z0-9_-], 1 to %d characters)",
@@ -656,6 +768,18 @@ int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param 
     req.sql_len = strlen(sql);
     req.params = vals;
     req.nparams = (uint16_t)nparams;
+    if (defer) {
+        /* A dead connection is reported now, as an EXEC sent at once would. */
+        int rc = check_usable(tx->c, err);
+        if (rc == XAC_OK && (rc = encode_request(tx->c, &req, &tx->pend, err)) == XAC_OK)
+            tx->npend++;
+        free(vals);
+        /* Bounded, so that neither side's socket buffer fills while the
+         * other waits: a long run of deferred EXECs is sent in parts. */
+        if (rc == XAC_OK && (tx->pend.len >= PEND_MAX_BYTES || tx->npend >= PEND_MAX_EXECS))
+            rc = tx_roundtrip(tx, NULL, NULL, err);
+        return rc;
+    }
     int rc = tx_roundtrip(tx, &req, &rep, err);
     free(vals);
     if (rc != XAC_OK)
@@ -683,6 +807,7 @@ static void tx_end(xac_tx *tx)
 {
     if (tx->c != NULL && tx->c->tx == tx)
         tx->c->tx = NULL;
+    xac_buf_free(&tx->pend);
     free(tx);
 }
 
@@ -722,13 +847,27 @@ static int finish(xac_tx *tx, bool commit, xac_error *err)
 
     xac_msg req, rep;
     xac_msg_init(&req, commit ? XAC_MSG_COMMIT : XAC_MSG_ROLLBACK);
+    if (!commit) { /* deferred EXECs never sent never ran: nothing to undo */
+        tx->pend.len = 0;
+        tx->npend = 0;
+    }
     bool deferred = tx->deferred;
     int rc = tx_roundtrip(tx, &req, &rep, err);
-    bool begin_failed = deferred && tx->ended;
+    bool begin_failed = deferred && tx->ended && tx->gtrid[0] == '\0';
     copy_str(gtrid, sizeof gtrid, tx->gtrid);
     tx_end(tx);
     if (begin_failed)
         return rc; /* BEGIN's own error: the transaction never existed */
+    /* A deferred EXEC timed out: xacd has rolled the transaction back. */
+    if (rc == XAC_ETIMEOUT) {
+        if (!commit) {
+            err_clear(err);
+            return XAC_OK;
+        }
+        if (err != NULL)
+            err->code = XAC_EROLLBACK;
+        return XAC_EROLLBACK;
+    }
     if (rc != XAC_OK) {
         if (rc == XAC_ECONN && err != NULL && commit) {
             char m[sizeof err->msg];

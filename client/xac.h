@@ -112,6 +112,19 @@ const char *xac_tx_gtrid(const xac_tx *tx);
 int xac_exec(xac_tx *tx, const char *resource, const char *sql, const xac_param *params,
              size_t nparams, xac_result **out, xac_error *err);
 
+/* xac_exec with flags; xac_exec is xac_exec_ex with flags 0.
+ * XAC_EXEC_DEFER sends nothing now and returns no result (out must be NULL):
+ * the EXEC goes out in the same write as the transaction's next request, so
+ * a run of statements whose results the application does not need costs one
+ * round trip to xacd, COMMIT included. The parameters are copied. An error
+ * of a deferred EXEC comes back from that next call: since any failed EXEC
+ * makes the transaction rollback-only, a later xac_exec gets XAC_EROLLBACK
+ * with the first failure's resource and message, and xac_commit rolls back
+ * (XAC_EROLLBACK, same message). xac_rollback drops deferred EXECs unsent. */
+#define XAC_EXEC_DEFER 1u
+int xac_exec_ex(xac_tx *tx, const char *resource, const char *sql, const xac_param *params,
+                size_t nparams, unsigned flags, xac_result **out, xac_error *err);
+
 /* XAC_OK: every branch committed. XAC_EROLLBACK: every branch rolled back,
  * err->resource and err->msg say which resource refused and why. Any other
  * code (XAC_ECONN, ...): the outcome is not known to the client; ask

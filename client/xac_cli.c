@@ -602,8 +602,8 @@ static int run_tx(xac_conn *c, const opts *o)
             xac_out("rolled back %s: %s\n", gtrid, e.msg);
             return EXIT_UNKNOWN;
         }
-        /* Roll back rather than commit: after ESQL xacd would roll back anyway,
-         * and after e.g. ERESOURCE a commit would keep the earlier statements. */
+        /* Roll back rather than commit: after a failed EXEC xacd would roll
+         * back anyway, and a ROLLBACK says what the user means. */
         xac_error re;
         if (xac_rollback(tx, &re) != XAC_OK)
             xac_loge("rolling back %s: %s (xacd rolls it back when the session closes)", gtrid,

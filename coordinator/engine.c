@@ -1400,11 +1400,6 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
         if (strcmp(e->cfg->resources[i].name, resource) == 0)
             ridx = (int)i;
     int rc;
-    if (ridx < 0) {
-        rc = xac_err_setr(err, XAC_ERESOURCE, resource,
-                          "unknown resource '%s': it is not in xacd's configuration", resource);
-        goto out;
-    }
     if (t->timed_out) {
         rc = timed_out_err(t, err);
         goto out;
@@ -1425,12 +1420,20 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
         goto out;
     }
 
+    xac_err derr;
+    xac_err_clear(&derr);
+    if (ridx < 0) {
+        /* Rollback-only like any failed EXEC: a client that pipelines its
+         * COMMIT behind this EXEC must not commit without the statement. */
+        xac_err_setr(&derr, XAC_ERESOURCE, resource,
+                     "unknown resource '%s': it is not in xacd's configuration", resource);
+        rc = fail_rollback_only(t, &derr, err);
+        goto out;
+    }
     branch *b = NULL;
     for (size_t i = 0; i < t->nbr; i++)
         if (t->br[i].ridx == ridx)
             b = &t->br[i];
-    xac_err derr;
-    xac_err_clear(&derr);
     if (b == NULL && e->cfg->resources[ridx].last_resource) {
         for (size_t i = 0; i < t->nbr; i++) {
             const char *other = e->cfg->resources[t->br[i].ridx].name;

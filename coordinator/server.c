@@ -230,11 +230,11 @@ static int flush_held(session *ss, xac_err *err)
     return rc;
 }
 
-/* Encodes m after the held reply, if any, and writes them in one write. When
- * the next request is already buffered (the client pipelined), a first reply
- * is held back and goes out with that request's reply: the client reads both
- * with one wake-up. Never more than one, so that no reply waits behind more
- * than one request. */
+/* Encodes m after the held replies, if any, and writes them in one write.
+ * While the next request is already buffered (the client pipelined), replies
+ * are held back and go out with the reply of the last request it sent: the
+ * client, which waits for that one anyway, reads them all with one wake-up.
+ * OUT_KEEP bounds what is held. */
 static int send_encoded(session *ss, const xac_msg *m, size_t limit, xac_err *err)
 {
     size_t base = ss->held;
@@ -250,7 +250,7 @@ static int send_encoded(session *ss, const xac_msg *m, size_t limit, xac_err *er
     }
     if (rc != XAC_OK)
         return rc;
-    if (base == 0 && ss->out.len < OUT_KEEP && xac_reader_has_frame(&ss->rd)) {
+    if (ss->out.len < OUT_KEEP && xac_reader_has_frame(&ss->rd)) {
         ss->held = ss->out.len;
         return XAC_OK;
     }
@@ -419,12 +419,6 @@ static int on_exec(session *ss, const xac_msg *m)
     server *s = ss->srv;
     if (ss->t == NULL) {
         send_error(ss, XAC_ESTATE, "", "EXEC without an open transaction; send BEGIN first");
-        return KEEP;
-    }
-    if (config_resource(s->cfg, m->resource) == NULL) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "unknown resource \"%.64s\"", m->resource);
-        send_error(ss, XAC_ERESOURCE, m->resource, msg);
         return KEEP;
     }
     xac_rows rows;

@@ -1,5 +1,6 @@
 /* A libxac client for test_defer_begin.sh: runs transactions with a deferred
- * BEGIN (XAC_BEGIN_DEFER) against a real xacd through a relay of its own, which
+ * BEGIN (XAC_BEGIN_DEFER) and deferred EXECs (XAC_EXEC_DEFER) against a real
+ * xacd through a relay of its own, which
  * counts the client's turns to speak (a turn: the client sends after the
  * server did; a request/reply round trip is one turn) and can slip a request
  * of its own into the session while libxac is idle, so that xacd refuses the
@@ -371,6 +372,72 @@ int main(int argc, char **argv)
         rc = xac_commit(tx, &e);
     CHECK(rc == XAC_EROLLBACK && strstr(e.msg, "timed out") != NULL,
           "300 ms timeout, COMMIT 1.5 s after the first EXEC: %s: %s", xac_strerror(rc), e.msg);
+
+    /* Deferred EXECs (XAC_EXEC_DEFER): BEGIN, the statements and COMMIT in
+     * one turn; a failed one makes the COMMIT behind it roll back. */
+    xac_param p512[] = {xac_int(512)}, p1024[] = {xac_int(1024)}, p2048[] = {xac_int(2048)};
+    t0 = atomic_load(&r.turns);
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p512, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p1024, 1, XAC_EXEC_DEFER, NULL, &e);
+    CHECK(rc == XAC_OK && atomic_load(&r.turns) == t0, "two deferred EXECs sent nothing (%s)",
+          e.msg);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_OK, "deferred BEGIN, two deferred EXECs, COMMIT committed (%s)", e.msg);
+    CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
+          atomic_load(&r.turns) - t0);
+    delta += 512 + 1024;
+
+    char bad[300];
+    snprintf(bad, sizeof bad, "UPDATE %s_missing SET balance = 0", argv[1]);
+    t0 = atomic_load(&r.turns);
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", bad, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, "bank_a") == 0 &&
+              strstr(e.msg, "_missing") != NULL,
+          "a failed deferred EXEC rolls the pipelined COMMIT back: %s: %s: %s", xac_strerror(rc),
+          e.resource, e.msg);
+    CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
+          atomic_load(&r.turns) - t0);
+
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "nosuch", "SELECT 1", NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, "nosuch") == 0,
+          "a deferred EXEC on an unknown resource rolls the COMMIT back: %s: %s: %s",
+          xac_strerror(rc), e.resource, e.msg);
+
+    t0 = atomic_load(&r.turns);
+    rc = xac_begin(c, 0, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p512, 1, XAC_EXEC_DEFER, NULL, &e);
+    xac_result *res = NULL;
+    if (rc == XAC_OK)
+        rc = xac_exec(tx, "bank_a", sql_add, p1024, 1, &res, &e);
+    CHECK(rc == XAC_OK && res != NULL && xac_result_affected(res) == 1,
+          "an EXEC behind a deferred one gets its own result (%s)", e.msg);
+    xac_result_free(res);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_rollback(tx, &e);
+    CHECK(rc == XAC_OK, "ROLLBACK with a deferred EXEC waiting (%s)", e.msg);
+    CHECK(atomic_load(&r.turns) - t0 == 3, "BEGIN, deferred + EXEC, ROLLBACK: %d client turns",
+          atomic_load(&r.turns) - t0);
 
     xac_close(c);
     pthread_join(r.th, NULL);

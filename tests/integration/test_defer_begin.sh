@@ -2,7 +2,9 @@
 # libxac's deferred BEGIN (XAC_BEGIN_DEFER) against a real xacd: the BEGIN
 # rides in the same write as the first request, so a transaction costs one
 # round trip less; a BEGIN that xacd refuses is reported at that request and
-# the session stays in step; timeouts still fire. prog_defer_begin does the
+# the session stays in step; timeouts still fire. Deferred EXECs
+# (XAC_EXEC_DEFER) ride with the COMMIT; one that fails (bad SQL, unknown
+# resource) makes that COMMIT roll back. prog_defer_begin does the
 # checks through a relay that counts round trips; this script checks what
 # reached MariaDB.
 . "$(dirname "$0")/lib.sh"

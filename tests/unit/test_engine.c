@@ -89,18 +89,25 @@ static void test_gtrid_and_empty_commit(void)
     engine_destroy(e);
 }
 
-static void test_unknown_resource_keeps_txn(void)
+/* A pipelined COMMIT behind the failed EXEC must not commit without it. */
+static void test_unknown_resource_makes_rollback_only(void)
 {
     engine *e = make();
     txn *t;
     xac_err err;
     CU_ASSERT_FATAL(engine_begin(e, "app", 0, &t, &err) == XAC_OK);
+    char g[XAC_GTRID_MAX + 1];
+    snprintf(g, sizeof g, "%s", engine_gtrid(t));
     xac_rows rows;
     xac_rows_init(&rows);
     CU_ASSERT_EQUAL(engine_exec(e, t, "nope", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_ERESOURCE);
     CU_ASSERT_STRING_EQUAL(err.resource, "nope");
-    /* Unchanged: it still commits. */
-    CU_ASSERT_EQUAL(engine_commit(e, t, &err), XAC_OK);
+    CU_ASSERT_EQUAL(engine_exec(e, t, "nope", "SELECT 1", 8, NULL, 0, &rows, &err), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(err.resource, "nope");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown resource"));
+    CU_ASSERT_EQUAL(engine_commit(e, t, &err), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(err.resource, "nope");
+    CU_ASSERT_EQUAL(engine_status(e, g), XAC_STATE_ROLLED_BACK);
     engine_destroy(e);
 }
 
@@ -345,7 +352,7 @@ int cu_register(void)
 {
     static const cu_test tests[] = {
         {"gtrids, empty commit, status", test_gtrid_and_empty_commit},
-        {"unknown resource", test_unknown_resource_keeps_txn},
+        {"unknown resource: rollback-only", test_unknown_resource_makes_rollback_only},
         {"unreachable: rollback-only", test_unreachable_makes_rollback_only},
         {"timeout", test_timeout},
         {"timeout capped", test_timeout_capped},

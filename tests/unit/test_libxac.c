@@ -1022,6 +1022,201 @@ static void test_over_max(void)
     FAKE_OK(&f);
 }
 
+/* ------------------------------------------------------ deferred EXECs */
+
+/* Expects an EXEC with the statement sql and, when pending, more bytes behind
+ * it in the same write; 0 when so. */
+static int srv_exec_is(int fd, const char *sql, int pending)
+{
+    xac_msg m;
+    if (srv_recv(fd, &m) != XAC_OK)
+        return -1;
+    int ok = m.type == XAC_MSG_EXEC && m.sql_len == strlen(sql) &&
+             memcmp(m.sql, sql, m.sql_len) == 0 && (!pending || srv_pending(fd));
+    xac_msg_free(&m);
+    return ok ? 0 : -1;
+}
+
+static void script_defer_commit(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    /* BEGIN, two EXECs and COMMIT arrive together. */
+    SCHECK(f, srv_begin_pipelined(fd, 0) == 0);
+    xac_msg b;
+    xac_msg_init(&b, XAC_MSG_BEGUN);
+    b.gtrid = "n1.2.1";
+    SCHECK(f, srv_send(fd, &b) == XAC_OK);
+    xac_msg m;
+    SCHECK(f, srv_recv(fd, &m) == XAC_OK);
+    int ok = m.type == XAC_MSG_EXEC && strcmp(m.resource, "bank_a") == 0 && m.nparams == 2 &&
+             m.params[0].type == XAC_T_INT && m.params[0].i == 5 &&
+             m.params[1].type == XAC_T_TEXT && m.params[1].len == 3 &&
+             memcmp(m.params[1].s, "abc", 3) == 0 && srv_pending(fd);
+    xac_msg_free(&m);
+    SCHECK(f, ok);
+    SCHECK(f, srv_affected(fd, 1) == XAC_OK);
+    SCHECK(f, srv_exec_is(fd, "UPDATE b", 1) == 0);
+    SCHECK(f, srv_affected(fd, 1) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_COMMITTED, "", "") == XAC_OK);
+    /* Second transaction: a deferred EXEC fails; the EXEC sent behind it
+     * gets EROLLBACK, as xacd answers a rollback-only transaction. */
+    SCHECK(f, srv_begun(fd, "n1.2.2") == 0);
+    SCHECK(f, srv_exec_is(fd, "INSERT dup", 1) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESQL, "bank_a", "duplicate key") == XAC_OK);
+    SCHECK(f, srv_exec_is(fd, "SELECT 1", 0) == 0);
+    SCHECK(f, srv_error(fd, XAC_EROLLBACK, "bank_a", "duplicate key") == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "bank_a", "duplicate key") == XAC_OK);
+    /* Third: deferred, then COMMIT; the EXEC fails, COMMIT rolls back. */
+    SCHECK(f, srv_begun(fd, "n1.2.3") == 0);
+    SCHECK(f, srv_exec_is(fd, "INSERT dup", 1) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESQL, "bank_b", "duplicate key") == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "bank_b", "duplicate key") == XAC_OK);
+    /* Fourth: ROLLBACK drops the deferred EXEC unsent. */
+    SCHECK(f, srv_begun(fd, "n1.2.4") == 0);
+    SCHECK(f, srv_expect(fd, XAC_MSG_ROLLBACK) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "", "") == XAC_OK);
+    SCHECK(f, srv_eof(fd));
+}
+
+static void test_defer_commit(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_defer_commit, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    char text[4] = "abc";
+    xac_param p[2] = {xac_int(5), xac_text(text)};
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", p, 2, XAC_EXEC_DEFER, NULL, &e), XAC_OK);
+    memcpy(text, "xyz", 3); /* the parameters were copied */
+    /* Refused without sending anything: a result asked for, unknown flags. */
+    xac_result *r = NULL;
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, XAC_EXEC_DEFER, &r, &e),
+                    XAC_EINVAL);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, 6, NULL, &e), XAC_EINVAL);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_b", "UPDATE b", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_STRING_EQUAL(xac_tx_gtrid(tx), "");
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_OK);
+
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 0, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "INSERT dup", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "SELECT 1", NULL, 0, NULL, &e), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(e.resource, "bank_a");
+    CU_ASSERT_STRING_EQUAL(e.msg, "duplicate key");
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EROLLBACK);
+
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 0, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_b", "INSERT dup", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(e.resource, "bank_b");
+    CU_ASSERT_STRING_EQUAL(e.msg, "duplicate key");
+
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 0, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_b", "UPDATE b", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_OK);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
+#define TIMED_OUT "transaction n1.3.1 timed out after 5 ms and was rolled back"
+
+/* A deferred EXEC that times out: xacd has no transaction any more and
+ * answers what follows with ESTATE; the client reports the timeout. */
+static void script_defer_timeout(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begun(fd, "n1.3.1") == 0);
+    SCHECK(f, srv_exec_is(fd, "UPDATE a", 1) == 0);
+    SCHECK(f, srv_error(fd, XAC_ETIMEOUT, "", TIMED_OUT) == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESTATE, "", "COMMIT without an open transaction") == XAC_OK);
+    SCHECK(f, srv_begun(fd, "n1.3.2") == 0);
+    SCHECK(f, srv_exec_is(fd, "UPDATE a", 1) == 0);
+    SCHECK(f, srv_error(fd, XAC_ETIMEOUT, "", TIMED_OUT) == XAC_OK);
+    SCHECK(f, srv_exec_is(fd, "UPDATE b", 0) == 0);
+    SCHECK(f, srv_error(fd, XAC_ESTATE, "", "EXEC without an open transaction") == XAC_OK);
+    SCHECK(f, srv_eof(fd));
+}
+
+static void test_defer_timeout(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_defer_timeout, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 5, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(e.msg, TIMED_OUT);
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 5, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "UPDATE b", NULL, 0, NULL, &e), XAC_ETIMEOUT);
+    CU_ASSERT_STRING_EQUAL(e.msg, TIMED_OUT);
+    /* Ended: nothing more is sent for it. */
+    CU_ASSERT_EQUAL(xac_exec(tx, "bank_a", "UPDATE c", NULL, 0, NULL, &e), XAC_EROLLBACK);
+    CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_OK);
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
+/* The 64th deferred EXEC sends the 64 waiting; its call returns the first
+ * error among them. */
+static void script_defer_many(fake *f, int fd)
+{
+    SCHECK(f, srv_hello(f, fd) == 0);
+    SCHECK(f, srv_begun(fd, "n1.4.1") == 0);
+    for (int i = 0; i < 64; i++) {
+        SCHECK(f, srv_exec_is(fd, "UPDATE a", i < 63) == 0);
+        if (i == 10)
+            SCHECK(f, srv_error(fd, XAC_ESQL, "bank_a", "deadlock") == XAC_OK);
+        else if (i > 10)
+            SCHECK(f, srv_error(fd, XAC_EROLLBACK, "bank_a", "deadlock") == XAC_OK);
+        else
+            SCHECK(f, srv_affected(fd, 1) == XAC_OK);
+    }
+    SCHECK(f, srv_exec_is(fd, "UPDATE z", 1) == 0);
+    SCHECK(f, srv_error(fd, XAC_EROLLBACK, "bank_a", "deadlock") == XAC_OK);
+    SCHECK(f, srv_expect(fd, XAC_MSG_COMMIT) == 0);
+    SCHECK(f, srv_outcome(fd, XAC_OUTCOME_ROLLED_BACK, "bank_a", "deadlock") == XAC_OK);
+}
+
+static void test_defer_many(void)
+{
+    fake f;
+    CU_ASSERT_FATAL(fake_start(&f, script_defer_many, 1 << 20, 0) == 0);
+    xac_conn *c = connect_to(&f);
+    CU_ASSERT_FATAL(c != NULL);
+    xac_tx *tx = NULL;
+    xac_error e;
+    CU_ASSERT_EQUAL_FATAL(xac_begin(c, 0, &tx, &e), XAC_OK);
+    for (int i = 0; i < 63; i++)
+        CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                        XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE a", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_ESQL);
+    CU_ASSERT_STRING_EQUAL(e.resource, "bank_a");
+    CU_ASSERT_STRING_EQUAL(e.msg, "deadlock");
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_a", "UPDATE z", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
+    CU_ASSERT_EQUAL(xac_commit(tx, &e), XAC_EROLLBACK);
+    CU_ASSERT_STRING_EQUAL(e.msg, "deadlock");
+    xac_close(c);
+    FAKE_OK(&f);
+}
+
 int cu_register(void)
 {
     static const cu_test tests[] = {{"HELLO bytes and WELCOME", test_hello_bytes},
@@ -1046,6 +1241,9 @@ int cu_register(void)
                                     {"deferred BEGIN refused, session kept", test_begin_refused},
                                     {"deferred BEGIN refused, session closed", test_begin_closes},
                                     {"deferred BEGIN: first request over the limit", test_over_max},
+                                    {"deferred EXECs ride with COMMIT", test_defer_commit},
+                                    {"deferred EXEC times out", test_defer_timeout},
+                                    {"64 deferred EXECs are sent", test_defer_many},
                                     {NULL, NULL}};
     return cu_add_suite("libxac", tests);
 }
