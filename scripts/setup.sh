@@ -18,7 +18,7 @@ xac_install_deps() {
         { echo "dpkg-query not found: this script installs packages on Debian (12) only" >&2; return 1; }
     local p missing=()
     for p in "${XAC_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'install ok installed' ||
+        dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep 'install ok installed' > /dev/null ||
             missing+=("$p")
     done
     if [ ${#missing[@]} = 0 ]; then

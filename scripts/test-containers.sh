@@ -74,7 +74,7 @@ trap 'exit 130' INT TERM
 
 # SQL Server takes a minute or two on first start; pulling takes longer.
 wait_args=(--wait)
-if docker compose up --help 2> /dev/null | grep -q -- '--wait-timeout'; then
+if docker compose up --help 2> /dev/null | grep -- '--wait-timeout' > /dev/null; then
     wait_args+=(--wait-timeout 900)
 fi
 say "starting MySQL 8.4, PostgreSQL 16 and SQL Server 2022 ($compose_file)"

@@ -101,7 +101,7 @@ crashed_at() {
         fail "$CASE_NAME: crash point $point was not reached: xacd still ran 30 s after the work that should reach it"
     fi
     wait_xacd_crash
-    tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep -q "crashing at '$point'" ||
+    tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "crashing at '$point'" > /dev/null ||
         fail "$CASE_NAME: xacd died of SIGKILL but did not log the crash at '$point'"
     it_log "ok: $CASE_NAME: xacd died of SIGKILL at $point"
     wait_mysql_sessions_gone

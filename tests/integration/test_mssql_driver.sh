@@ -66,8 +66,8 @@ it_log "a recover record whose gtrid is over 64 bytes is refused"
 long=$(printf 'g%.0s' $(seq 1 70))
 seed 7 "$long" b 3
 out=$("$PROG" recover 7 "x" b commit 2>&1) && fail "recover accepted a 70-byte gtrid: $out"
-printf '%s\n' "$out" | grep -q "malformed data" || fail "recover's message does not say malformed: $out"
-printf '%s\n' "$out" | grep -q "over 64" || fail "recover's message does not give the reason: $out"
+printf '%s\n' "$out" | grep "malformed data" > /dev/null || fail "recover's message does not say malformed: $out"
+printf '%s\n' "$out" | grep "over 64" > /dev/null || fail "recover's message does not give the reason: $out"
 store_sql "ROLLBACK PREPARED '${SEEDED[-1]}'" > /dev/null
 unset 'SEEDED[-1]'
 

@@ -205,7 +205,7 @@ it_drop_tables() {
 ms_num() {
     local out
     out=$(ms_sql "$1" | ms_rows) || fail "SQL Server query failed: $1"
-    if printf '%s\n' "$out" | grep -qvE '^(-?[0-9]+( -?[0-9]+)*)?$'; then
+    if printf '%s\n' "$out" | grep -vE '^(-?[0-9]+( -?[0-9]+)*)?$' > /dev/null; then
         fail "SQL Server query gave more than numbers: $1: $(printf '%s' "$out" | grep -vE '^(-?[0-9]+( -?[0-9]+)*)?$' | head -3)"
     fi
     printf '%s\n' "$out" | grep -v '^$' || true
