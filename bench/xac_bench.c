@@ -874,6 +874,7 @@ static void *client_main(void *p)
 typedef struct point {
     const char *mode, *workload;
     int wl_index;
+    int pt_index; /* which entry of --clients: a count may be given twice */
     int clients;
     double seconds, rate;
     uint64_t committed, rollbacks, errors;
@@ -1002,10 +1003,10 @@ static void print_point(const point *p)
             p->max, p->committed, p->rollbacks, p->errors, p->check);
 }
 
-static const point *find_point(const point *pts, int n, int wi, int clients, const char *mode)
+static const point *find_point(const point *pts, int n, int wi, int pi, const char *mode)
 {
     for (int i = 0; i < n; i++)
-        if (pts[i].wl_index == wi && pts[i].clients == clients && strcmp(pts[i].mode, mode) == 0)
+        if (pts[i].wl_index == wi && pts[i].pt_index == pi && strcmp(pts[i].mode, mode) == 0)
             return &pts[i];
     return NULL;
 }
@@ -1033,9 +1034,9 @@ static void print_ratios(const opts *o, const point *pts, int n, int wi)
     xac_out("%7s %10s %10s %17s %17s\n", "clients", "xac/direct", "xac/local", "p99 xac-direct",
             "p99 xac-local");
     for (int i = 0; i < o->npoints; i++) {
-        const point *px = find_point(pts, n, wi, o->clients[i], "xac");
-        const point *pd = find_point(pts, n, wi, o->clients[i], "direct");
-        const point *pl = find_point(pts, n, wi, o->clients[i], "local");
+        const point *px = find_point(pts, n, wi, i, "xac");
+        const point *pd = find_point(pts, n, wi, i, "direct");
+        const point *pl = find_point(pts, n, wi, i, "local");
         if (px == NULL)
             continue;
         char rd[32], rl[32], dd[32] = "-", dl[32] = "-";
@@ -1212,6 +1213,7 @@ static int run(const opts *o, const bench_target *t, point *pts, int *npts, bool
             for (int k = 0; k < o->nmodes && rc == XAC_OK; k++) {
                 point *pt = &pts[*npts];
                 rc = run_checked(o, t, wi, o->modes[k], o->clients[i], pt, check_failed, err);
+                pt->pt_index = i;
                 if (pt->mode == NULL)
                     break; /* the totals could not be read: no point */
                 (*npts)++;
