@@ -378,6 +378,8 @@ static void conn_free(xac_conn *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
+    if (c->tx != NULL)
+        xac_buf_free(&c->tx->pend);
     free(c->tx);
     free(c->addr);
     free(c->node_id);

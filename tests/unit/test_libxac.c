@@ -1123,6 +1123,10 @@ static void test_defer_commit(void)
     CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_b", "UPDATE b", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
                     XAC_OK);
     CU_ASSERT_EQUAL(xac_rollback(tx, &e), XAC_OK);
+    /* Closed with a deferred BEGIN and EXEC queued: nothing is sent. */
+    CU_ASSERT_EQUAL_FATAL(xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_exec_ex(tx, "bank_b", "UPDATE b", NULL, 0, XAC_EXEC_DEFER, NULL, &e),
+                    XAC_OK);
     xac_close(c);
     FAKE_OK(&f);
 }
