@@ -39,6 +39,7 @@ typedef struct opts {
     const char *status_gtrid;
     uint32_t timeout_ms;
     bool rollback;
+    bool pipeline;
     bool quiet;
     bool verbose;
     stmt *stmts;
@@ -72,6 +73,11 @@ static const char usage_text[] =
     "  -f, --file SCRIPT    read the statements from SCRIPT ('-' for stdin)\n"
     "      --status GTRID   print \"GTRID STATE\" for a transaction and exit\n"
     "      --rollback       roll the transaction back instead of committing\n"
+    "      --pipeline       send the statements and the COMMIT in one write and read\n"
+    "                       the replies after it: one round trip to xacd (a single\n"
+    "                       INSERT/UPDATE/DELETE on MariaDB also commits in one round\n"
+    "                       trip to the database). Results are not printed; an error\n"
+    "                       still rolls everything back\n"
     "  -v, --verbose        print \"N rows affected\" for statements without rows\n"
     "  -q, --quiet          omit the last line when the transaction ends as asked\n"
     "  -h, --help           show this help\n"
@@ -393,7 +399,7 @@ static int parse_args(int argc, char **argv, opts *o)
                 {"quiet", 'q', false},     {"verbose", 'v', false}, {"help", 'h', false},
                 {"version", 'V', false},   {"file", 'f', true},     {"status", 'S', true},
                 {"int", 'i', true},        {"double", 'd', true},   {"text", 's', true},
-                {"null", 'n', false}};
+                {"null", 'n', false},      {"pipeline", 'P', false}};
             const char *name = a + 2;
             size_t nl = strcspn(name, "=");
             for (size_t k = 0; k < sizeof longs / sizeof longs[0]; k++) {
@@ -456,6 +462,9 @@ static int parse_args(int argc, char **argv, opts *o)
             break;
         case 'R':
             o->rollback = true;
+            break;
+        case 'P':
+            o->pipeline = true;
             break;
         case 'q':
             o->quiet = true;
@@ -589,8 +598,11 @@ static int run_tx(xac_conn *c, const opts *o)
     for (size_t i = 0; i < o->nstmts; i++) {
         const stmt *s = &o->stmts[i];
         xac_result *r = NULL;
-        if (xac_exec(tx, s->resource, s->sql, s->params, s->nparams, &r, &e) == XAC_OK) {
-            print_result(r, o->verbose);
+        unsigned flags = o->pipeline ? XAC_EXEC_DEFER : 0;
+        if (xac_exec_ex(tx, s->resource, s->sql, s->params, s->nparams, flags,
+                        o->pipeline ? NULL : &r, &e) == XAC_OK) {
+            if (r != NULL)
+                print_result(r, o->verbose);
             xac_result_free(r);
             continue;
         }

@@ -678,6 +678,16 @@ bool xac_reader_has_frame(const xac_reader *r)
     return n - 4 >= len;
 }
 
+int xac_reader_next_type(const xac_reader *r)
+{
+    if (!xac_reader_has_frame(r) || r->end - r->start < 5)
+        return -1;
+    const uint8_t *h = r->data + r->start;
+    if ((h[0] | h[1] | h[2] | h[3]) == 0)
+        return -1; /* a frame of length 0 has no type */
+    return h[4];
+}
+
 /* Makes room for need bytes from start on: moves what is pending to the front
  * and grows the buffer when that is not enough. */
 static int reader_room(xac_reader *r, size_t need, xac_err *err)

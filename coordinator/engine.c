@@ -119,6 +119,11 @@ struct txn {
     bool rollback_only;
     xac_err rb_err;
     bool timed_out; /* the reaper rolled it back */
+    /* engine_exec_last ran the only branch's one-phase commit with its
+     * statement: the outcome engine_commit returns. */
+    bool onephase_ran;
+    int onephase_rc;
+    xac_err onephase_err;
     bool in_table;
     branch *br; /* one slot per resource at most */
     size_t nbr;
@@ -1391,8 +1396,82 @@ static int fail_rollback_only(txn *t, const xac_err *why, xac_err *err)
     return why->code;
 }
 
-int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
-                const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
+/* The one branch's XA END failed (rc, derr): it is rolled back. */
+static int one_phase_end_failed(engine *e, txn *t, branch *b, int rc, const xac_err *dq,
+                                xac_err *err)
+{
+    const char *res = rname(e, b);
+    if (XA_IS_RB(rc))
+        b->state = BR_ENDED; /* rolled back by the database: only clear the state */
+    branch_rollback(e, t->gtrid, b);
+    branch_release(e, b);
+    xac_err_setr(err, XAC_EROLLBACK, res,
+                 "%s failed at XA END (%s): %s; the transaction is rolled back", res,
+                 drv_xa_name(rc), dq->msg);
+    txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+    return XAC_EROLLBACK;
+}
+
+/* The one branch's one-phase commit answered rc (derr): settles it. */
+static int one_phase_result(engine *e, txn *t, branch *b, int rc, const xac_err *derr_in,
+                            xac_err *err)
+{
+    const char *res = rname(e, b);
+    xac_err derr = *derr_in;
+    if (rc == XA_OK) {
+        fault_point(FAULT_AFTER_ONE_PHASE);
+        b->state = BR_DONE;
+        branch_release(e, b);
+        txn_finish(e, t, XAC_STATE_COMMITTED);
+        xac_logd("engine: gtrid %s committed in one phase on %s", t->gtrid, res);
+        return XAC_OK;
+    }
+    if (XA_IS_RB(rc)) {
+        b->state = BR_DONE;
+        branch_release(e, b);
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        xac_logd("engine: gtrid %s: %s rolled back at one-phase commit (%s)", t->gtrid, res,
+                 drv_xa_name(rc));
+        return xac_err_setr(err, XAC_EROLLBACK, res, "%s rolled back at commit (%s): %s", res,
+                            drv_xa_name(rc), derr.msg);
+    }
+    if (rc == XAER_RMFAIL || (b->conn != NULL && b->conn->broken)) {
+        b->state = BR_LEFT;
+        branch_release(e, b);
+        /* We cannot tell; the database holds the answer. Not in the ring:
+         * engine_status must not claim either outcome. */
+        pthread_mutex_lock(&e->tmu);
+        table_remove_locked(e, t);
+        pthread_mutex_unlock(&e->tmu);
+        xac_loge("engine: gtrid %s: connection to %s lost during one-phase commit: outcome "
+                 "unknown: %s",
+                 t->gtrid, res, derr.msg);
+        return xac_err_setr(err, XAC_ERMFAIL, res,
+                            "outcome unknown: the connection to %s was lost during its one-phase "
+                            "commit (%s); check the database",
+                            res, derr.msg);
+    }
+    /* Another error: the branch is still ours to roll back. */
+    branch_rollback(e, t->gtrid, b);
+    bool rolled = b->state == BR_DONE;
+    branch_release(e, b);
+    if (rolled) {
+        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
+        return xac_err_setr(err, XAC_EROLLBACK, res, "%s refused the commit (%s): %s", res,
+                            drv_xa_name(rc), derr.msg);
+    }
+    pthread_mutex_lock(&e->tmu);
+    table_remove_locked(e, t);
+    pthread_mutex_unlock(&e->tmu);
+    return xac_err_setr(err, XAC_ERMFAIL, res,
+                        "outcome unknown: %s failed the one-phase commit (%s: %s) and the "
+                        "rollback after it; check the database",
+                        res, drv_xa_name(rc), derr.msg);
+}
+
+static int exec_impl(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                     const xac_value *params, size_t nparams, bool last, xac_rows *rows,
+                     xac_err *err)
 {
     pthread_mutex_lock(&t->mu);
     int ridx = -1;
@@ -1422,6 +1501,7 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
 
     xac_err derr;
     xac_err_clear(&derr);
+    bool fresh = false; /* this call opened the branch */
     if (ridx < 0) {
         /* Rollback-only like any failed EXEC: a client that pipelines its
          * COMMIT behind this EXEC must not commit without the statement. */
@@ -1490,8 +1570,35 @@ int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t
         b = &t->br[t->nbr - 1];
         if (t->nbr == 1)
             fault_point(FAULT_AFTER_START);
+        fresh = true;
     }
-    int xrc = drv_exec(b->conn, sql, sql_len, params, nparams, rows, &derr);
+    int xrc = XA_OK;
+    drv_onephase_at at = DRV_ONEPHASE_NOT_SENT;
+    if (last && fresh && t->nbr == 1 && b->conn->ops->exec_one_phase != NULL) {
+        xac_logd("engine: gtrid %s: its COMMIT is waiting: the statement and the one-phase "
+                 "commit on %s in one round trip if the driver can",
+                 t->gtrid, resource);
+        fault_point(FAULT_BEFORE_ONE_PHASE);
+        xrc = drv_exec_one_phase(b->conn, &b->xid, sql, sql_len, params, nparams, rows, &at, &derr);
+    }
+    if (at == DRV_ONEPHASE_NOT_SENT)
+        xrc = drv_exec(b->conn, sql, sql_len, params, nparams, rows, &derr);
+    if (at >= DRV_ONEPHASE_END) {
+        /* The statement ran; the commit's outcome is final and kept for
+         * engine_commit. The transaction leaves the table, so neither the
+         * reaper nor a timeout can touch it any more. */
+        t->onephase_ran = true;
+        atomic_store(&t->state, XAC_STATE_PREPARING);
+        xac_err_clear(&t->onephase_err);
+        if (at == DRV_ONEPHASE_END) {
+            t->onephase_rc = one_phase_end_failed(e, t, b, xrc, &derr, &t->onephase_err);
+        } else {
+            b->state = BR_ENDED;
+            t->onephase_rc = one_phase_result(e, t, b, xrc, &derr, &t->onephase_err);
+        }
+        rc = XAC_OK;
+        goto out;
+    }
     if (xrc != XA_OK) {
         /* Even when the database already rolled the branch back (XA_RB*),
          * the rollback at the end clears the connection's XA state. */
@@ -1510,76 +1617,30 @@ out:
     return rc;
 }
 
+int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
+{
+    return exec_impl(e, t, resource, sql, sql_len, params, nparams, false, rows, err);
+}
+
+int engine_exec_last(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                     const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
+{
+    return exec_impl(e, t, resource, sql, sql_len, params, nparams, true, rows, err);
+}
+
 /* One branch: XA END and a one-phase commit, no journal record. */
 static int commit_one_phase(engine *e, txn *t, branch *b, xac_err *err)
 {
-    const char *res = rname(e, b);
     xac_err derr;
     xac_err_clear(&derr);
     fault_point(FAULT_BEFORE_ONE_PHASE);
     int rc = drv_end(b->conn, &b->xid, &derr);
-    if (rc != XA_OK) {
-        int code = XAC_EROLLBACK;
-        if (XA_IS_RB(rc))
-            b->state = BR_ENDED; /* rolled back by the database: only clear the state */
-        branch_rollback(e, t->gtrid, b);
-        branch_release(e, b);
-        xac_err_setr(err, code, res, "%s failed at XA END (%s): %s; the transaction is rolled back",
-                     res, drv_xa_name(rc), derr.msg);
-        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
-        return code;
-    }
+    if (rc != XA_OK)
+        return one_phase_end_failed(e, t, b, rc, &derr, err);
     b->state = BR_ENDED;
     rc = drv_commit(b->conn, &b->xid, true, &derr);
-    if (rc == XA_OK) {
-        fault_point(FAULT_AFTER_ONE_PHASE);
-        b->state = BR_DONE;
-        branch_release(e, b);
-        txn_finish(e, t, XAC_STATE_COMMITTED);
-        xac_logd("engine: gtrid %s committed in one phase on %s", t->gtrid, res);
-        return XAC_OK;
-    }
-    if (XA_IS_RB(rc)) {
-        b->state = BR_DONE;
-        branch_release(e, b);
-        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
-        xac_logd("engine: gtrid %s: %s rolled back at one-phase commit (%s)", t->gtrid, res,
-                 drv_xa_name(rc));
-        return xac_err_setr(err, XAC_EROLLBACK, res, "%s rolled back at commit (%s): %s", res,
-                            drv_xa_name(rc), derr.msg);
-    }
-    if (rc == XAER_RMFAIL || (b->conn != NULL && b->conn->broken)) {
-        b->state = BR_LEFT;
-        branch_release(e, b);
-        /* We cannot tell; the database holds the answer. Not in the ring:
-         * engine_status must not claim either outcome. */
-        pthread_mutex_lock(&e->tmu);
-        table_remove_locked(e, t);
-        pthread_mutex_unlock(&e->tmu);
-        xac_loge("engine: gtrid %s: connection to %s lost during one-phase commit: outcome "
-                 "unknown: %s",
-                 t->gtrid, res, derr.msg);
-        return xac_err_setr(err, XAC_ERMFAIL, res,
-                            "outcome unknown: the connection to %s was lost during its one-phase "
-                            "commit (%s); check the database",
-                            res, derr.msg);
-    }
-    /* Another error: the branch is still ours to roll back. */
-    branch_rollback(e, t->gtrid, b);
-    bool rolled = b->state == BR_DONE;
-    branch_release(e, b);
-    if (rolled) {
-        txn_finish(e, t, XAC_STATE_ROLLED_BACK);
-        return xac_err_setr(err, XAC_EROLLBACK, res, "%s refused the commit (%s): %s", res,
-                            drv_xa_name(rc), derr.msg);
-    }
-    pthread_mutex_lock(&e->tmu);
-    table_remove_locked(e, t);
-    pthread_mutex_unlock(&e->tmu);
-    return xac_err_setr(err, XAC_ERMFAIL, res,
-                        "outcome unknown: %s failed the one-phase commit (%s: %s) and the "
-                        "rollback after it; check the database",
-                        res, drv_xa_name(rc), derr.msg);
+    return one_phase_result(e, t, b, rc, &derr, err);
 }
 
 /* Rolls back after phase one or the journal refused, and reports why. */
@@ -1907,7 +1968,12 @@ int engine_commit_ex(engine *e, txn *t, char *defer_end, xac_err *err)
         defer_end[0] = '\0';
     pthread_mutex_lock(&t->mu);
     int rc;
-    if (t->timed_out) {
+    if (t->onephase_ran) {
+        /* Committed (or not) with its statement: the outcome is final. */
+        rc = t->onephase_rc;
+        if (rc != XAC_OK && err != NULL)
+            *err = t->onephase_err;
+    } else if (t->timed_out) {
         rc = xac_err_set(err, XAC_EROLLBACK,
                          "transaction %s timed out after %u ms and was rolled back", t->gtrid,
                          t->timeout_ms);
@@ -1942,7 +2008,12 @@ int engine_rollback(engine *e, txn *t, xac_err *err)
 {
     (void)err;
     pthread_mutex_lock(&t->mu);
-    if (!t->timed_out) {
+    if (t->onephase_ran) {
+        /* Its COMMIT was already waiting and ran with the statement; the
+         * session went away before it was answered. Nothing to undo. */
+        xac_logi("engine: gtrid %s: its session closed after its one-phase commit ran (%s)",
+                 t->gtrid, t->onephase_rc == XAC_OK ? "committed" : t->onephase_err.msg);
+    } else if (!t->timed_out) {
         rollback_all(e, t);
         txn_finish(e, t, XAC_STATE_ROLLED_BACK);
         xac_logd("engine: gtrid %s rolled back on request", t->gtrid);

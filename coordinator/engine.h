@@ -31,6 +31,14 @@ const char *engine_gtrid(const txn *t);
 int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
                 const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err);
 
+/* engine_exec, told that engine_commit comes next for t (the client has
+ * already sent it). When this statement opens t's only branch, the driver may
+ * run it and the one-phase commit in one round trip (drv_exec_one_phase):
+ * the statement's answer is returned here, and the commit's outcome, already
+ * final, is what the following engine_commit returns. */
+int engine_exec_last(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                     const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err);
+
 /* Commits t and frees it. XAC_OK: committed. XAC_EROLLBACK: every branch was
  * rolled back; err->resource and err->msg say which resource refused and why.
  * XAC_EJOURNAL: the outcome is unknown; the journal could not tell whether the

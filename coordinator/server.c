@@ -425,8 +425,11 @@ static int on_exec(session *ss, const xac_msg *m)
     xac_rows_init(&rows);
     xac_err err;
     xac_err_clear(&err);
-    int rc = engine_exec(s->eng, ss->t, m->resource, m->sql, m->sql_len, m->params, m->nparams,
-                         &rows, &err);
+    /* The client pipelined its COMMIT behind this EXEC: the engine may run
+     * both in one database round trip. */
+    bool last = xac_reader_next_type(&ss->rd) == XAC_MSG_COMMIT;
+    int rc = (last ? engine_exec_last : engine_exec)(s->eng, ss->t, m->resource, m->sql, m->sql_len,
+                                                     m->params, m->nparams, &rows, &err);
     if (rc != XAC_OK) {
         xac_rows_free(&rows);
         int sent = send_error(ss, rc, err.resource, err.msg);

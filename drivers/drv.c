@@ -313,6 +313,18 @@ int drv_forget(drv_conn *c, const xac_xid *xid, xac_err *err)
     return rc != XA_OK ? rc : c->ops->forget(c, xid, err);
 }
 
+int drv_exec_one_phase(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                       const xac_value *params, size_t nparams, xac_rows *rows, drv_onephase_at *at,
+                       xac_err *err)
+{
+    *at = DRV_ONEPHASE_NOT_SENT;
+    /* A broken connection or missing input: the usual calls report it. */
+    if (c == NULL || c->broken || c->ops->exec_one_phase == NULL || xid == NULL || sql == NULL ||
+        (nparams > 0 && params == NULL))
+        return XA_OK;
+    return c->ops->exec_one_phase(c, xid, sql, sql_len, params, nparams, rows, at, err);
+}
+
 int drv_exec(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params, size_t nparams,
              xac_rows *rows, xac_err *err)
 {

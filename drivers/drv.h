@@ -83,6 +83,14 @@ typedef enum drv_marker {
 
 /* A connection. Every driver's connection struct begins with this. The engine
  * only touches it through the functions below. */
+/* How far drv_exec_one_phase got. */
+typedef enum drv_onephase_at {
+    DRV_ONEPHASE_NOT_SENT, /* nothing sent: use drv_exec, drv_end, drv_commit */
+    DRV_ONEPHASE_EXEC,     /* failed at XA START or the statement: as drv_exec */
+    DRV_ONEPHASE_END,      /* the statement ran; failed at XA END: as drv_end */
+    DRV_ONEPHASE_COMMIT    /* the statement ran; the commit's result: as drv_commit */
+} drv_onephase_at;
+
 typedef struct drv_ops drv_ops;
 typedef struct drv_conn {
     const drv_ops *ops;
@@ -127,6 +135,12 @@ struct drv_ops {
                 size_t nparams, xac_rows *rows, xac_err *err);
     /* A cheap health check. */
     int (*ping)(drv_conn *c, xac_err *err);
+    /* Optional (NULL: never). A branch's only statement and its one-phase
+     * commit in one round trip, for a branch just started with nothing run on
+     * it; see drv_exec_one_phase. */
+    int (*exec_one_phase)(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                          const xac_value *params, size_t nparams, xac_rows *rows,
+                          drv_onephase_at *at, xac_err *err);
 
     /* Last-resource commit; NULL for XA drivers. start opens a local
      * transaction, end does nothing, prepare is refused (XAER_PROTO), and a
@@ -172,6 +186,15 @@ int drv_forget(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_exec(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params, size_t nparams,
              xac_rows *rows, xac_err *err);
 int drv_ping(drv_conn *c, xac_err *err);
+/* For a branch just started (drv_start) with nothing run on it, whose commit
+ * follows at once in one phase: runs the statement, XA END and the one-phase
+ * commit in one round trip when the driver can. *at says how far it got, and
+ * the return code is that step's, as drv_exec, drv_end or drv_commit would
+ * have given it; rows is filled once the statement ran. DRV_ONEPHASE_NOT_SENT
+ * (returns XA_OK): nothing happened, take the usual calls. */
+int drv_exec_one_phase(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                       const xac_value *params, size_t nparams, xac_rows *rows, drv_onephase_at *at,
+                       xac_err *err);
 /* The lrc_* ops; XAER_PROTO with a message for a driver that has none. */
 int drv_lrc_commit(drv_conn *c, const char *gtrid, xac_err *err);
 int drv_lrc_marker(drv_conn *c, const char *gtrid, bool fence, drv_marker *out, xac_err *err);

@@ -1244,6 +1244,109 @@ done:
     return rc;
 }
 
+/* The link answered part of a multi-statement query and then went away. */
+static int lost_after(my_conn *c, const char *answered, const char *missing, xac_err *err)
+{
+    c->base.broken = true;
+    xac_err_setr(err, XAC_ERMFAIL, rname(c),
+                 "resource %s: %s failed (XAER_RMFAIL, connection unusable): the server "
+                 "answered %s but not %s",
+                 rname(c), missing, answered, missing);
+    drop_if_broken(c);
+    return XAER_RMFAIL;
+}
+
+/* Frees what the current result of a multi-statement query holds. */
+static void skip_result(my_conn *c)
+{
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res != NULL)
+        mysql_free_result(res);
+}
+
+/* "XA START x; <statement>; XA END x; XA COMMIT x ONE PHASE" in one query,
+ * for a foldable first statement (see fold_build) whose commit follows at
+ * once. The server stops at the first statement that fails, so each part's
+ * error is exactly the one the separate calls would have given, with the
+ * connection's branch state to match. */
+static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, size_t sql_len,
+                             const xac_value *params, size_t nparams, xac_rows *rows,
+                             drv_onephase_at *at, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    *at = DRV_ONEPHASE_NOT_SENT;
+    if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due)
+        return XA_OK;
+    char end[XID_LIT_MAX + 64], commit[XID_LIT_MAX + 64];
+    xac_err e;
+    if (xa_sql(c, "END", xid, "; ", end, sizeof end, &e) != XA_OK ||
+        xa_sql(c, "COMMIT", xid, " ONE PHASE", commit, sizeof commit, &e) != XA_OK)
+        return XA_OK;
+    char *folded = NULL;
+    size_t flen = 0;
+    if (!fold_build(c, sql, sql_len, params, nparams, &folded, &flen))
+        return XA_OK;
+    size_t el = strlen(end), cl = strlen(commit);
+    char *q = malloc(flen + 2 + el + cl + 1);
+    if (q == NULL) {
+        free(folded);
+        return XA_OK;
+    }
+    memcpy(q, folded, flen);
+    memcpy(q + flen, "; ", 2);
+    memcpy(q + flen + 2, end, el);
+    memcpy(q + flen + 2 + el, commit, cl + 1);
+    size_t qlen = flen + 2 + el + cl;
+    free(folded);
+
+    xac_rows_free(rows);
+    *at = DRV_ONEPHASE_EXEC;
+    int rc;
+    if (mysql_real_query(c->m, q, (unsigned long)qlen) != 0) {
+        rc = fail(c, DRV_STEP_START, "XA START", err);
+        goto out;
+    }
+    c->start_due = false;
+    skip_result(c);
+    int nr = mysql_next_result(c->m);
+    if (nr != 0) {
+        rc = nr > 0 ? fail(c, DRV_STEP_EXEC, "exec", err)
+                    : lost_after(c, "XA START", "the statement sent with it", err);
+        if (XA_IS_RB(rc) && c->state == BR_ACTIVE && err != NULL)
+            set_rbonly(c, rc, err);
+        goto out;
+    }
+    /* A foldable statement returns no rows. */
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res != NULL) {
+        mysql_free_result(res);
+        rc = lost_after(c, "the statement with rows", "XA END", err);
+        goto out;
+    }
+    rows->has_rows = false;
+    rows->affected = (uint64_t)mysql_affected_rows(c->m);
+    *at = DRV_ONEPHASE_END;
+    if ((nr = mysql_next_result(c->m)) != 0) {
+        rc = nr > 0 ? end_failed(c, err) : lost_after(c, "the statement", "XA END", err);
+        goto out;
+    }
+    c->state = BR_IDLE;
+    skip_result(c);
+    *at = DRV_ONEPHASE_COMMIT;
+    if ((nr = mysql_next_result(c->m)) != 0) {
+        rc = nr > 0 ? fail(c, DRV_STEP_COMMIT, "XA COMMIT ONE PHASE", err)
+                    : lost_after(c, "XA END", "XA COMMIT ONE PHASE", err);
+    } else {
+        skip_result(c);
+        rc = XA_OK;
+    }
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
+        c->state = BR_NONE;
+out:
+    free(q);
+    return rc;
+}
+
 static int my_ping(drv_conn *dc, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
@@ -1271,4 +1374,5 @@ const drv_ops drv_mysql_ops = {
     .forget = my_forget,
     .exec = my_exec,
     .ping = my_ping,
+    .exec_one_phase = my_exec_one_phase,
 };

@@ -133,7 +133,21 @@ static long long session_id(drv_conn *c)
     return dt_sql_int(c, "SELECT CONNECTION_ID()");
 }
 
-typedef enum tx_kind { TX_ONE_PHASE, TX_TWO_PHASE, TX_ROLLBACK } tx_kind;
+typedef enum tx_kind { TX_ONE_PHASE, TX_TWO_PHASE, TX_ROLLBACK, TX_FUSED } tx_kind;
+
+/* drv_exec_one_phase with two integer parameters. */
+static int fused(drv_conn *c, const xac_xid *x, const char *sql, long long a, long long b,
+                 drv_onephase_at *at, xac_rows *r, xac_err *e)
+{
+    xac_value p[2];
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_INT;
+    p[0].i = a;
+    p[1].type = XAC_T_INT;
+    p[1].i = b;
+    xac_err_clear(e);
+    return drv_exec_one_phase(c, x, sql, strlen(sql), p, 2, r, at, e);
+}
 
 /* One branch with one UPDATE, the way the engine drives it. */
 static void one_tx(drv_conn *c, tx_kind kind, long long id)
@@ -143,6 +157,16 @@ static void one_tx(drv_conn *c, tx_kind kind, long long id)
     xac_err e;
     xac_err_clear(&e);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    if (kind == TX_FUSED) {
+        drv_onephase_at at;
+        xac_rows r;
+        xac_rows_init(&r);
+        CU_ASSERT_EQUAL(fused(c, &x, UPD, 1, id, &at, &r, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
+        CU_ASSERT_EQUAL(r.affected, 1);
+        xac_rows_free(&r);
+        return;
+    }
     CU_ASSERT_EQUAL(exec_params(c, UPD, 1, id, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     int rc;
@@ -198,8 +222,13 @@ static void test_round_trips(void)
     long long one = per_tx(c, o, tid, TX_ONE_PHASE, 20);
     long long two = per_tx(c, o, tid, TX_TWO_PHASE, 20);
     long long rb = per_tx(c, o, tid, TX_ROLLBACK, 20);
-    fprintf(stderr, "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld\n",
-            one, two, rb);
+    long long fu = per_tx(c, o, tid, TX_FUSED, 20);
+    fprintf(stderr,
+            "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld, "
+            "one-phase with its statement %lld\n",
+            one, two, rb, fu);
+    /* "XA START; UPDATE; XA END; XA COMMIT ONE PHASE" */
+    CU_ASSERT_EQUAL(fu, 1);
     /* "XA START; UPDATE", "XA END; XA COMMIT ONE PHASE" */
     CU_ASSERT_EQUAL(one, 2);
     /* "XA START; UPDATE", "XA END; XA PREPARE", XA COMMIT */
@@ -214,11 +243,15 @@ static void test_round_trips(void)
              tid);
     CU_ASSERT_EQUAL(dt_sql_int(o, sql), 21);
     /* Every branch's UPDATE carried its XA START, values in place. */
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 63);
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 63);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 84);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 84);
+    CU_ASSERT_EQUAL(logged(o, tid,
+                           "XA START %; UPDATE " T
+                           " SET v = v + 1 WHERE id = %; XA END %; XA COMMIT % ONE PHASE"),
+                    21);
     log_off(o);
-    /* And they did the work: 21 + 21 committed increments, none rolled back. */
-    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 42);
+    /* And they did the work: 3 x 21 committed increments, none rolled back. */
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 63);
     drv_close(c);
     drv_close(o);
 }
@@ -623,6 +656,70 @@ static void test_fold_dup_key(void)
     drv_close(c);
 }
 
+/* The statement and the one-phase commit in one query: each part's failure
+ * is reported as its own call would report it, with the branch left as that
+ * call leaves it; what cannot go that way is not sent at all. */
+static void test_fused_one_phase(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *a = dt_conn(&g_conf);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (3000, 0)");
+    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    xac_err e;
+    xac_xid x;
+    drv_onephase_at at;
+    xac_rows r;
+    xac_rows_init(&r);
+    /* A failing statement: at EXEC, the branch active; it rolls back. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, ins, 3000, 5, &at, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_FALSE(c->broken);
+    /* XA START refused (another session holds the XID): at EXEC, nothing ran. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(a, UPD, 1, 3000, &e), XA_OK);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, ins, 3001, 5, &at, &r, &e), XAER_DUPID);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(a, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(a, &x, true, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM " T " WHERE id = 3001"), 0);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 3000"), 1);
+    /* Not foldable (a SELECT), or not the branch's first statement: nothing
+     * is sent and the usual calls follow. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    static const char sel[] = "SELECT v FROM " T " WHERE id = ? AND v >= ?";
+    CU_ASSERT_EQUAL(fused(c, &x, sel, 3000, 0, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 3000, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, UPD, 1, 3000, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    /* The fused one commits, and the connection takes the next branch. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, ins, 3002, 9, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
+    CU_ASSERT_EQUAL(r.affected, 1);
+    one_tx(c, TX_ONE_PHASE, 3000);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3002"), 9);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 3);
+    xac_rows_free(&r);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    drv_close(c);
+    drv_close(a);
+}
+
 /* XA START refused (the XID is another session's: XAER_DUPID) is reported as
  * START's failure, folded or not; the statement did not run, a rollback of
  * the never-started branch succeeds without touching the other session's,
@@ -889,6 +986,7 @@ int cu_register(void)
                                    {"exec_after_end", test_exec_after_end},
                                    {"fold_dup_key", test_fold_dup_key},
                                    {"fold_start_fails", test_fold_start_fails},
+                                   {"fused_one_phase", test_fused_one_phase},
                                    {"fold_values", test_fold_values},
                                    {"fold_fallbacks", test_fold_fallbacks},
                                    {NULL, NULL}};

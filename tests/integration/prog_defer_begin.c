@@ -410,6 +410,34 @@ int main(int argc, char **argv)
     CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
           atomic_load(&r.turns) - t0);
 
+    /* One deferred statement and its COMMIT: xacd runs them in one query
+     * (XA START; stmt; XA END; XA COMMIT ONE PHASE). */
+    xac_param p4096[] = {xac_int(4096)};
+    t0 = atomic_load(&r.turns);
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p4096, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_OK && atomic_load(&r.turns) - t0 == 1,
+          "one deferred EXEC and COMMIT: committed in %d client turn(s) (%s)",
+          atomic_load(&r.turns) - t0, e.msg);
+    delta += 4096;
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", bad, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_EROLLBACK && strstr(e.msg, "_missing") != NULL,
+          "one failing deferred EXEC and COMMIT: %s: %s", xac_strerror(rc), e.msg);
+    snprintf(bad, sizeof bad, "SELECT balance FROM %s WHERE id = 1", argv[1]);
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", bad, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_OK, "one deferred SELECT and COMMIT: committed (%s)", e.msg);
+
     rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
     if (rc == XAC_OK)
         rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);

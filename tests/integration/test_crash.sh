@@ -298,16 +298,22 @@ case_vote_no() {
 }
 
 # A transaction on one resource, committed in one phase.
+# With --pipeline the COMMIT arrives with the statement, and on MariaDB xacd
+# runs both in one query (XA START; UPDATE; XA END; XA COMMIT ONE PHASE).
 case_one_phase() {
-    local point=$1 expect=$2 res=$3
-    new_case "$point, one resource ($res)" "$res"
+    local point=$1 expect=$2 res=$3 pipe=${4:-}
+    new_case "$point, one resource ($res${pipe:+, $pipe})" "$res"
     make_accounts $T 100
     log_mark
     start_xacd XAC_CRASH_AT="$point"
-    run_xac "$res: UPDATE $T SET balance = balance - ? WHERE id = ?" -i 7 -i 1
+    run_xac $pipe "$res: UPDATE $T SET balance = balance - ? WHERE id = ?" -i 7 -i 1
     assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point"
     not_reached_check "$point"
     crashed_at "$point"
+    if [ -n "$pipe" ]; then
+        tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "the statement and the one-phase commit" > /dev/null ||
+            fail "$CASE_NAME: xacd did not take the one-query path for the pipelined statement"
+    fi
     start_xacd
     wait_settled "$point"
     local want=100 got
@@ -597,10 +603,12 @@ run_point() {
     before-one-phase)
         case_one_phase "$p" rolled_back bank_a
         case_one_phase "$p" rolled_back bank_b
+        case_one_phase "$p" rolled_back bank_a --pipeline
         ;;
     after-one-phase)
         case_one_phase "$p" committed bank_a
         case_one_phase "$p" committed bank_b
+        case_one_phase "$p" committed bank_a --pipeline
         ;;
     journal-segment-created | journal-segment-switched | journal-segment-deleted)
         case_rotation "$p" bank_a bank_b
