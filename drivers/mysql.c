@@ -1264,84 +1264,89 @@ static void skip_result(my_conn *c)
         mysql_free_result(res);
 }
 
-/* "XA START x; <statement>; XA END x; XA COMMIT x ONE PHASE" in one query,
- * for a foldable first statement (see fold_build) whose commit follows at
- * once. The server stops at the first statement that fails, so each part's
- * error is exactly the one the separate calls would have given, with the
- * connection's branch state to match. */
+/* Rolls back the local transaction my_exec_one_phase opened; the server does
+ * the same if the link is gone. */
+static void local_rollback(my_conn *c)
+{
+    if (!c->base.broken && mysql_real_query(c->m, "ROLLBACK", 8) != 0) {
+        c->base.broken = true;
+        drop_if_broken(c);
+    }
+}
+
+/* The branch's only statement, its commit known to follow at once: a branch
+ * that will never be prepared needs no XA, and a plain local transaction does
+ * the same (a link lost before COMMIT rolls back either) for less work on the
+ * server, so "START TRANSACTION; <statement, values in place>; COMMIT" goes
+ * out as one query. Only a foldable statement (see fold_build) goes this way.
+ * The server stops at the first statement that fails: a failed statement's
+ * transaction is rolled back here, and the branch is left as one the server
+ * never heard of (a rollback asks nothing); a failed COMMIT is rolled back
+ * too and answers XA_RBROLLBACK, a lost link XAER_RMFAIL. */
 static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, size_t sql_len,
                              const xac_value *params, size_t nparams, xac_rows *rows,
                              drv_onephase_at *at, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
     *at = DRV_ONEPHASE_NOT_SENT;
-    if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due)
-        return XA_OK;
-    char end[XID_LIT_MAX + 64], commit[XID_LIT_MAX + 64];
-    xac_err e;
-    if (xa_sql(c, "END", xid, "; ", end, sizeof end, &e) != XA_OK ||
-        xa_sql(c, "COMMIT", xid, " ONE PHASE", commit, sizeof commit, &e) != XA_OK)
+    if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due || !c->multi_on)
         return XA_OK;
     char *folded = NULL;
     size_t flen = 0;
-    if (!fold_build(c, sql, sql_len, params, nparams, &folded, &flen))
+    static const char commit[] = "; COMMIT";
+    if (!drv_mysql_fold(c->m, "START TRANSACTION; ", sql, sql_len, params, nparams, FOLD_MAX,
+                        &folded, &flen))
         return XA_OK;
-    size_t el = strlen(end), cl = strlen(commit);
-    char *q = malloc(flen + 2 + el + cl + 1);
+    char *q = realloc(folded, flen + sizeof commit);
     if (q == NULL) {
         free(folded);
         return XA_OK;
     }
-    memcpy(q, folded, flen);
-    memcpy(q + flen, "; ", 2);
-    memcpy(q + flen + 2, end, el);
-    memcpy(q + flen + 2 + el, commit, cl + 1);
-    size_t qlen = flen + 2 + el + cl;
-    free(folded);
+    memcpy(q + flen, commit, sizeof commit);
+    size_t qlen = flen + sizeof commit - 1;
 
     xac_rows_free(rows);
     *at = DRV_ONEPHASE_EXEC;
     int rc;
     if (mysql_real_query(c->m, q, (unsigned long)qlen) != 0) {
-        rc = fail(c, DRV_STEP_START, "XA START", err);
+        rc = fail(c, DRV_STEP_START, "START TRANSACTION", err);
         goto out;
     }
-    c->start_due = false;
     skip_result(c);
     int nr = mysql_next_result(c->m);
     if (nr != 0) {
         rc = nr > 0 ? fail(c, DRV_STEP_EXEC, "exec", err)
-                    : lost_after(c, "XA START", "the statement sent with it", err);
-        if (XA_IS_RB(rc) && c->state == BR_ACTIVE && err != NULL)
-            set_rbonly(c, rc, err);
+                    : lost_after(c, "START TRANSACTION", "the statement sent with it", err);
+        local_rollback(c);
         goto out;
     }
     /* A foldable statement returns no rows. */
     MYSQL_RES *res = mysql_store_result(c->m);
     if (res != NULL) {
         mysql_free_result(res);
-        rc = lost_after(c, "the statement with rows", "XA END", err);
+        rc = lost_after(c, "the statement with rows", "COMMIT", err);
         goto out;
     }
     rows->has_rows = false;
     rows->affected = (uint64_t)mysql_affected_rows(c->m);
-    *at = DRV_ONEPHASE_END;
-    if ((nr = mysql_next_result(c->m)) != 0) {
-        rc = nr > 0 ? end_failed(c, err) : lost_after(c, "the statement", "XA END", err);
-        goto out;
-    }
-    c->state = BR_IDLE;
-    skip_result(c);
     *at = DRV_ONEPHASE_COMMIT;
-    if ((nr = mysql_next_result(c->m)) != 0) {
-        rc = nr > 0 ? fail(c, DRV_STEP_COMMIT, "XA COMMIT ONE PHASE", err)
-                    : lost_after(c, "XA END", "XA COMMIT ONE PHASE", err);
-    } else {
+    if ((nr = mysql_next_result(c->m)) == 0) {
         skip_result(c);
         rc = XA_OK;
+    } else if (nr < 0 || c->base.broken) {
+        rc = lost_after(c, "the statement", "COMMIT", err);
+    } else {
+        rc = fail(c, DRV_STEP_COMMIT, "COMMIT", err);
+        if (rc != XAER_RMFAIL) {
+            local_rollback(c);
+            if (c->base.broken)
+                rc = XAER_RMFAIL;
+            else if (!XA_IS_RB(rc))
+                rc = XA_RBROLLBACK;
+        }
     }
-    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
-        c->state = BR_NONE;
+    c->state = BR_NONE;
+    c->start_due = false;
 out:
     free(q);
     return rc;

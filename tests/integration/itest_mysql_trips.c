@@ -227,7 +227,7 @@ static void test_round_trips(void)
             "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld, "
             "one-phase with its statement %lld\n",
             one, two, rb, fu);
-    /* "XA START; UPDATE; XA END; XA COMMIT ONE PHASE" */
+    /* "START TRANSACTION; UPDATE; COMMIT": a local transaction in one query */
     CU_ASSERT_EQUAL(fu, 1);
     /* "XA START; UPDATE", "XA END; XA COMMIT ONE PHASE" */
     CU_ASSERT_EQUAL(one, 2);
@@ -243,12 +243,10 @@ static void test_round_trips(void)
              tid);
     CU_ASSERT_EQUAL(dt_sql_int(o, sql), 21);
     /* Every branch's UPDATE carried its XA START, values in place. */
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 84);
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 84);
-    CU_ASSERT_EQUAL(logged(o, tid,
-                           "XA START %; UPDATE " T
-                           " SET v = v + 1 WHERE id = %; XA END %; XA COMMIT % ONE PHASE"),
-                    21);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 63);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 63);
+    CU_ASSERT_EQUAL(
+        logged(o, tid, "START TRANSACTION; UPDATE " T " SET v = v + 1 WHERE id = %; COMMIT"), 21);
     log_off(o);
     /* And they did the work: 3 x 21 committed increments, none rolled back. */
     CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 63);
@@ -656,9 +654,15 @@ static void test_fold_dup_key(void)
     drv_close(c);
 }
 
-/* The statement and the one-phase commit in one query: each part's failure
- * is reported as its own call would report it, with the branch left as that
- * call leaves it; what cannot go that way is not sent at all. */
+/* The statement and the one-phase commit in one query, as a local
+ * transaction: a failed statement is rolled back at once and leaves nothing
+ * open; what cannot go that way is not sent at all. */
+static long long open_trx(drv_conn *c)
+{
+    return dt_sql_int(c, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
+                         "trx_mysql_thread_id = CONNECTION_ID()");
+}
+
 static void test_fused_one_phase(void)
 {
     NEED_ENV();
@@ -671,27 +675,25 @@ static void test_fused_one_phase(void)
     drv_onephase_at at;
     xac_rows r;
     xac_rows_init(&r);
-    /* A failing statement: at EXEC, the branch active; it rolls back. */
+    /* A failing statement: at EXEC, its error as drv_exec gives it, nothing
+     * left open; the rollback after it asks nothing. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(fused(c, &x, ins, 3000, 5, &at, &r, &e), XAER_RMERR);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
+    CU_ASSERT_EQUAL(open_trx(c), 0);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     CU_ASSERT_FALSE(c->broken);
-    /* XA START refused (another session holds the XID): at EXEC, nothing ran. */
+    /* A statement that fails after changing rows: none of them stays. */
     new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(a, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(exec_params(a, UPD, 1, 3000, &e), XA_OK);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(fused(c, &x, ins, 3001, 5, &at, &r, &e), XAER_DUPID);
+    static const char multi[] = "INSERT INTO " T " (id, v) VALUES (?, 1), (?, 1)";
+    CU_ASSERT_EQUAL(fused(c, &x, multi, 3003, 3000, &at, &r, &e), XAER_RMERR);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(drv_end(a, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(drv_commit(a, &x, true, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM " T " WHERE id = 3001"), 0);
-    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 3000"), 1);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3003"), 0);
     /* Not foldable (a SELECT), or not the branch's first statement: nothing
      * is sent and the usual calls follow. */
     new_xid(&x);
@@ -704,16 +706,17 @@ static void test_fused_one_phase(void)
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 1);
     /* The fused one commits, and the connection takes the next branch. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(fused(c, &x, ins, 3002, 9, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
     CU_ASSERT_EQUAL(r.affected, 1);
+    CU_ASSERT_EQUAL(open_trx(c), 0);
     one_tx(c, TX_ONE_PHASE, 3000);
     CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3002"), 9);
-    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 3);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 2);
     xac_rows_free(&r);
     dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
     drv_close(c);
