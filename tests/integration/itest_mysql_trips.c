@@ -61,14 +61,19 @@ static void sql_text(drv_conn *c, const char *sql, char *out, size_t outlen)
     xac_rows_free(&r);
 }
 
-static int exec_params(drv_conn *c, const char *sql, long long a, long long b, xac_err *e)
+static void two_ints(xac_value p[2], long long a, long long b)
 {
-    xac_value p[2];
-    memset(p, 0, sizeof p);
+    memset(p, 0, 2 * sizeof *p);
     p[0].type = XAC_T_INT;
     p[0].i = a;
     p[1].type = XAC_T_INT;
     p[1].i = b;
+}
+
+static int exec_params(drv_conn *c, const char *sql, long long a, long long b, xac_err *e)
+{
+    xac_value p[2];
+    two_ints(p, a, b);
     xac_rows r;
     xac_rows_init(&r);
     xac_err_clear(e);
@@ -140,11 +145,7 @@ static int fused(drv_conn *c, const xac_xid *x, const char *sql, long long a, lo
                  drv_onephase_at *at, xac_rows *r, xac_err *e)
 {
     xac_value p[2];
-    memset(p, 0, sizeof p);
-    p[0].type = XAC_T_INT;
-    p[0].i = a;
-    p[1].type = XAC_T_INT;
-    p[1].i = b;
+    two_ints(p, a, b);
     xac_err_clear(e);
     return drv_exec_one_phase(c, x, sql, strlen(sql), p, 2, r, at, e);
 }
