@@ -678,13 +678,16 @@ bool xac_reader_has_frame(const xac_reader *r)
     return n - 4 >= len;
 }
 
-int xac_reader_next_type(const xac_reader *r)
+int xac_reader_next_type(const xac_reader *r, size_t *payload_len)
 {
     if (!xac_reader_has_frame(r) || r->end - r->start < 5)
         return -1;
     const uint8_t *h = r->data + r->start;
-    if ((h[0] | h[1] | h[2] | h[3]) == 0)
+    uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    if (len == 0)
         return -1; /* a frame of length 0 has no type */
+    if (payload_len != NULL)
+        *payload_len = len - 1;
     return h[4];
 }
 

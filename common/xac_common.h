@@ -270,8 +270,9 @@ size_t xac_reader_pending(const xac_reader *r);
 /* Whether a whole frame is buffered, so the next xac_reader_frame will not
  * wait for the peer. */
 bool xac_reader_has_frame(const xac_reader *r);
-/* The type of that whole buffered frame, or -1 when there is none. */
-int xac_reader_next_type(const xac_reader *r);
+/* The type of that whole buffered frame (and, when payload_len is not NULL,
+ * its payload's length), or -1 when there is none. */
+int xac_reader_next_type(const xac_reader *r, size_t *payload_len);
 /* Writes all bytes, retrying on EINTR and short writes; XAC_ECONN on failure.
  * Never raises SIGPIPE. */
 int xac_write_all(int fd, const void *p, size_t n, xac_err *err);

@@ -425,9 +425,10 @@ static int on_exec(session *ss, const xac_msg *m)
     xac_rows_init(&rows);
     xac_err err;
     xac_err_clear(&err);
-    /* The client pipelined its COMMIT behind this EXEC: the engine may run
-     * both in one database round trip. */
-    bool last = xac_reader_next_type(&ss->rd) == XAC_MSG_COMMIT;
+    /* The client pipelined its COMMIT (a well-formed one: no payload) behind
+     * this EXEC: the engine may run both in one database round trip. */
+    size_t next_len = 1;
+    bool last = xac_reader_next_type(&ss->rd, &next_len) == XAC_MSG_COMMIT && next_len == 0;
     int rc = (last ? engine_exec_last : engine_exec)(s->eng, ss->t, m->resource, m->sql, m->sql_len,
                                                      m->params, m->nparams, &rows, &err);
     if (rc != XAC_OK) {

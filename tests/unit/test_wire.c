@@ -626,7 +626,9 @@ static void test_reader(void)
     CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
     CU_ASSERT_EQUAL(type, XAC_MSG_STATUS);
     CU_ASSERT_EQUAL(xac_reader_pending(&r), two.len - first);
-    CU_ASSERT_EQUAL(xac_reader_next_type(&r), XAC_MSG_COMMIT); /* the buffered one's */
+    size_t next_len = 99;
+    CU_ASSERT_EQUAL(xac_reader_next_type(&r, &next_len), XAC_MSG_COMMIT); /* the buffered one */
+    CU_ASSERT_EQUAL(next_len, 0);
     xac_msg d;
     CU_ASSERT_EQUAL_FATAL(xac_msg_decode(type, p, len, &d, &e), XAC_OK);
     CU_ASSERT_STRING_EQUAL(d.gtrid, "node1.2.3");
@@ -635,7 +637,7 @@ static void test_reader(void)
     CU_ASSERT_EQUAL(type, XAC_MSG_COMMIT);
     CU_ASSERT_EQUAL(len, 0);
     CU_ASSERT_EQUAL(xac_reader_pending(&r), 0);
-    CU_ASSERT_EQUAL(xac_reader_next_type(&r), -1); /* nothing buffered */
+    CU_ASSERT_EQUAL(xac_reader_next_type(&r, NULL), -1); /* nothing buffered */
 
     /* A frame that arrives a few bytes at a time (split in the header and in
      * the body), after a partial frame already sits in the buffer. */
