@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -27,6 +28,42 @@ void dt_sql_ok(drv_conn *c, const char *sql)
     if (rc != XA_OK)
         fprintf(stderr, "exec %s: %s\n", sql, e.msg);
     CU_ASSERT_EQUAL(rc, XA_OK);
+}
+
+static void *bg_main(void *p)
+{
+    dt_bg *bg = p;
+    xac_err e;
+    bg->rc = dt_sql_rc(bg->c, bg->sql, &e);
+    return NULL;
+}
+
+void dt_bg_start(dt_bg *bg, drv_conn *c, const char *sql)
+{
+    bg->c = c;
+    bg->sql = sql;
+    bg->rc = 99;
+    CU_ASSERT_FATAL(pthread_create(&bg->th, NULL, bg_main, bg) == 0);
+}
+
+int dt_bg_join(dt_bg *bg)
+{
+    pthread_join(bg->th, NULL);
+    return bg->rc;
+}
+
+bool dt_wait_lock_wait(const drv_conf *conf)
+{
+    for (int i = 0; i < 100; i++) {
+        drv_conn *q = dt_conn(conf);
+        long long w = dt_sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
+                                    "trx_state = 'LOCK WAIT'");
+        drv_close(q);
+        if (w > 0)
+            return true;
+        usleep(150000); /* InnoDB refreshes innodb_trx only after 100 ms unread */
+    }
+    return false;
 }
 
 long long dt_sql_int(drv_conn *c, const char *sql)

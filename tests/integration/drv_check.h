@@ -4,6 +4,9 @@
 #ifndef XAC_DRV_CHECK_H
 #define XAC_DRV_CHECK_H
 
+#include <pthread.h>
+#include <stdbool.h>
+
 #include "drv.h"
 #include "xac_common.h"
 
@@ -13,6 +16,19 @@ int dt_sql_rc(drv_conn *c, const char *sql, xac_err *e);
 void dt_sql_ok(drv_conn *c, const char *sql);
 /* The single integer a query returns, or -1. */
 long long dt_sql_int(drv_conn *c, const char *sql);
+/* A statement that waits for a row lock, run on c in a thread of its own:
+ * dt_bg_start starts it, dt_bg_join waits for it and returns its XA code. */
+typedef struct dt_bg {
+    drv_conn *c;
+    const char *sql;
+    int rc;
+    pthread_t th;
+} dt_bg;
+void dt_bg_start(dt_bg *bg, drv_conn *c, const char *sql);
+int dt_bg_join(dt_bg *bg);
+/* Waits, asking the server on fresh connections to conf (not the clock),
+ * until some InnoDB transaction waits for a lock; false after about 15 s. */
+bool dt_wait_lock_wait(const drv_conf *conf);
 /* A fresh XID of node for resource (bqual). */
 void dt_new_xid(xac_xid *x, const char *node, const char *resource);
 /* INSERT INTO table (id, name) VALUES (?, ?) with bound values; asserts one

@@ -601,22 +601,6 @@ static void test_nota(void)
 
 /* Two branches wait on each other's row lock: InnoDB kills one of them, which
  * must come back as XA_RBDEADLOCK and still roll back cleanly. */
-typedef struct lock_arg {
-    drv_conn *c;
-    const char *sql;
-    int rc;
-} lock_arg;
-
-static void *run_locking(void *p)
-{
-    lock_arg *a = p;
-    xac_err e;
-    xac_rows r;
-    xac_rows_init(&r);
-    a->rc = drv_exec(a->c, a->sql, strlen(a->sql), NULL, 0, &r, &e);
-    xac_rows_free(&r);
-    return NULL;
-}
 
 /* One deadlock between two branches; the victim is finished either by END +
  * ROLLBACK (as the engine's rollback does) or by a one-phase commit, which
@@ -641,25 +625,16 @@ static void deadlock_round(bool one_phase, long long r1, long long r2)
     /* a waits for r1 in a thread; b then asks for r2: a cycle. */
     char sqla[128];
     snprintf(sqla, sizeof sqla, "UPDATE drv_t SET name = 'a' WHERE id = %lld", r1);
-    lock_arg la = {.c = a, .sql = sqla, .rc = 99};
-    pthread_t t;
-    CU_ASSERT_FATAL(pthread_create(&t, NULL, run_locking, &la) == 0);
-    /* Wait until a is really blocked, by asking the server, not the clock.
-     * If it is not yet, b blocks instead and the cycle still forms. */
-    for (int i = 0; i < 100; i++) {
-        drv_conn *q = open_conn();
-        long long w = dt_sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
-                                    "trx_state = 'LOCK WAIT'");
-        drv_close(q);
-        if (w > 0)
-            break;
-        usleep(150000); /* InnoDB refreshes innodb_trx only after 100 ms unread */
-    }
+    dt_bg la;
+    dt_bg_start(&la, a, sqla);
+    /* Wait until a is really blocked. If it is not yet, b blocks instead and
+     * the cycle still forms. */
+    (void)dt_wait_lock_wait(&g_conf);
     snprintf(sql, sizeof sql, "UPDATE drv_t SET name = 'b' WHERE id = %lld", r2);
     xac_rows r;
     xac_rows_init(&r);
     int rcb = drv_exec(b, sql, strlen(sql), NULL, 0, &r, &e);
-    pthread_join(t, NULL);
+    dt_bg_join(&la);
 
     /* Exactly one of them is the victim. */
     CU_ASSERT((rcb == XA_RBDEADLOCK) != (la.rc == XA_RBDEADLOCK));

@@ -13,7 +13,6 @@
  * text, every byte, extremes) stored exactly as the prepared path stores
  * them, '?' in literals and comments left alone, and the cases left to the
  * usual path. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,35 +431,6 @@ static void test_semicolons(void)
 
 /* ------------------------------------------------- the deferred XA END */
 
-typedef struct lock_arg {
-    drv_conn *c;
-    const char *sql;
-    int rc;
-} lock_arg;
-
-static void *run_locking(void *p)
-{
-    lock_arg *a = p;
-    xac_err e;
-    a->rc = dt_sql_rc(a->c, a->sql, &e);
-    return NULL;
-}
-
-/* Waits, by asking the server, until some transaction waits for a lock. */
-static void wait_lock_wait(void)
-{
-    for (int i = 0; i < 100; i++) {
-        drv_conn *q = dt_conn(&g_conf);
-        long long w = dt_sql_int(q, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
-                                    "trx_state = 'LOCK WAIT'");
-        drv_close(q);
-        if (w > 0)
-            return;
-        usleep(150000); /* InnoDB refreshes innodb_trx only after 100 ms unread */
-    }
-    CU_FAIL("no transaction ever waited for a lock");
-}
-
 typedef enum finish_by { BY_ONE_PHASE, BY_PREPARE, BY_ROLLBACK } finish_by;
 
 /* Branch a (one row changed) and a heavy local transaction b (many rows)
@@ -484,17 +454,16 @@ static void swallowed_deadlock(finish_by how, long long k1, long long k2)
     dt_sql_ok(b, sql);
     /* b now waits for a's row ... */
     snprintf(sql, sizeof sql, "UPDATE " T " SET v = v + 1 WHERE id = %lld", k1);
-    lock_arg la = {.c = b, .sql = sql, .rc = 99};
-    pthread_t t;
-    CU_ASSERT_FATAL(pthread_create(&t, NULL, run_locking, &la) == 0);
-    wait_lock_wait();
+    dt_bg la;
+    dt_bg_start(&la, b, sql);
+    if (!dt_wait_lock_wait(&g_conf))
+        CU_FAIL("no transaction ever waited for a lock");
     /* ... and a asks for b's: a cycle, and a is the lighter one. */
     char call[64];
     snprintf(call, sizeof call, "CALL trips_swallow(%lld)", k2);
     int rc = dt_sql_rc(a, call, &e);
     CU_ASSERT_EQUAL(rc, XA_OK);
-    pthread_join(t, NULL);
-    CU_ASSERT_EQUAL(la.rc, XA_OK);
+    CU_ASSERT_EQUAL(dt_bg_join(&la), XA_OK);
     dt_sql_ok(b, "COMMIT");
 
     /* Deferred, END says nothing yet; the step that sends it answers. The
