@@ -435,6 +435,20 @@ static bool link_closing(my_conn *c)
     return poll(&p, 1, 0) != 0;
 }
 
+/* The link answered part of a multi-statement query and then went away:
+ * what failed, as its own call reports it. */
+static int lost_after(my_conn *c, const char *what, const char *answered, const char *missing,
+                      xac_err *err)
+{
+    c->base.broken = true;
+    xac_err_setr(err, XAC_ERMFAIL, rname(c),
+                 "resource %s: %s failed (XAER_RMFAIL, connection unusable): the server "
+                 "answered %s but not %s",
+                 rname(c), what, answered, missing);
+    drop_if_broken(c);
+    return XAER_RMFAIL;
+}
+
 /* "XA END x; XA <verb> x<suffix>" for the connection's own branch, active on
  * the server (state BR_ACTIVE, or BR_IDLE with END due), in one round trip.
  * *end_ok tells whether XA END succeeded: when it did not, the server ran
@@ -467,15 +481,8 @@ static int end_then(my_conn *c, drv_step step, const char *verb, const char *suf
     int nr = mysql_next_result(c->m);
     if (nr > 0)
         return fail(c, step, what, err);
-    if (nr < 0) {
-        c->base.broken = true;
-        xac_err_setr(err, XAC_ERMFAIL, rname(c),
-                     "resource %s: %s failed (XAER_RMFAIL, connection unusable): the server "
-                     "answered XA END but not %s",
-                     rname(c), what, what);
-        drop_if_broken(c);
-        return XAER_RMFAIL;
-    }
+    if (nr < 0)
+        return lost_after(c, what, "XA END", what, err);
     /* XA statements return no rows; anything else leaves the link out of step. */
     MYSQL_RES *res = mysql_store_result(c->m);
     if (res != NULL)
@@ -1176,15 +1183,8 @@ static int exec_folded(my_conn *c, const char *q, size_t qlen, xac_rows *rows, x
     int nr = mysql_next_result(c->m);
     if (nr > 0)
         return fail(c, DRV_STEP_EXEC, "exec", err);
-    if (nr < 0) {
-        c->base.broken = true;
-        xac_err_setr(err, XAC_ERMFAIL, rname(c),
-                     "resource %s: exec failed (XAER_RMFAIL, connection unusable): the server "
-                     "answered XA START but not the statement sent with it",
-                     rname(c));
-        drop_if_broken(c);
-        return XAER_RMFAIL;
-    }
+    if (nr < 0)
+        return lost_after(c, "exec", "XA START", "the statement sent with it", err);
     return read_results(c, rows, err);
 }
 
@@ -1242,18 +1242,6 @@ done:
         set_rbonly(c, rc, err);
     xac_rows_free(&scratch);
     return rc;
-}
-
-/* The link answered part of a multi-statement query and then went away. */
-static int lost_after(my_conn *c, const char *answered, const char *missing, xac_err *err)
-{
-    c->base.broken = true;
-    xac_err_setr(err, XAC_ERMFAIL, rname(c),
-                 "resource %s: %s failed (XAER_RMFAIL, connection unusable): the server "
-                 "answered %s but not %s",
-                 rname(c), missing, answered, missing);
-    drop_if_broken(c);
-    return XAER_RMFAIL;
 }
 
 /* Frees what the current result of a multi-statement query holds. */
@@ -1316,7 +1304,7 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     int nr = mysql_next_result(c->m);
     if (nr != 0) {
         rc = nr > 0 ? fail(c, DRV_STEP_EXEC, "exec", err)
-                    : lost_after(c, "START TRANSACTION", "the statement sent with it", err);
+                    : lost_after(c, "exec", "START TRANSACTION", "the statement sent with it", err);
         local_rollback(c);
         goto out;
     }
@@ -1324,7 +1312,7 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     MYSQL_RES *res = mysql_store_result(c->m);
     if (res != NULL) {
         mysql_free_result(res);
-        rc = lost_after(c, "the statement with rows", "COMMIT", err);
+        rc = lost_after(c, "COMMIT", "the statement with rows", "COMMIT", err);
         goto out;
     }
     rows->has_rows = false;
@@ -1333,8 +1321,8 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     if ((nr = mysql_next_result(c->m)) == 0) {
         skip_result(c);
         rc = XA_OK;
-    } else if (nr < 0 || c->base.broken) {
-        rc = lost_after(c, "the statement", "COMMIT", err);
+    } else if (nr < 0) {
+        rc = lost_after(c, "COMMIT", "the statement", "COMMIT", err);
     } else {
         rc = fail(c, DRV_STEP_COMMIT, "COMMIT", err);
         if (rc != XAER_RMFAIL) {
