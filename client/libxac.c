@@ -860,12 +860,9 @@ static int finish(xac_tx *tx, bool commit, xac_error *err)
     tx_end(tx);
     if (begin_failed)
         return rc; /* BEGIN's own error: the transaction never existed */
-    /* A deferred EXEC timed out: xacd has rolled the transaction back. */
+    /* A deferred EXEC timed out: xacd has rolled the transaction back. Only
+     * a COMMIT gets here with it, since a ROLLBACK sends no deferred EXEC. */
     if (rc == XAC_ETIMEOUT) {
-        if (!commit) {
-            err_clear(err);
-            return XAC_OK;
-        }
         if (err != NULL)
             err->code = XAC_EROLLBACK;
         return XAC_EROLLBACK;
