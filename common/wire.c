@@ -678,17 +678,38 @@ bool xac_reader_has_frame(const xac_reader *r)
     return n - 4 >= len;
 }
 
-int xac_reader_next_type(const xac_reader *r, size_t *payload_len)
+bool xac_reader_peek(const xac_reader *r, size_t k, uint8_t *type, const uint8_t **payload,
+                     size_t *len)
 {
-    if (!xac_reader_has_frame(r) || r->end - r->start < 5)
-        return -1;
-    const uint8_t *h = r->data + r->start;
-    uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-    if (len == 0)
-        return -1; /* a frame of length 0 has no type */
-    if (payload_len != NULL)
-        *payload_len = len - 1;
-    return h[4];
+    size_t at = r->start;
+    for (;;) {
+        if (r->end - at < 5)
+            return false;
+        const uint8_t *h = r->data + at;
+        uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        if (n == 0 || r->end - at - 4 < n)
+            return false;
+        if (k-- == 0) {
+            *type = h[4];
+            *payload = h + 5;
+            *len = n - 1;
+            return true;
+        }
+        at += 4 + (size_t)n;
+    }
+}
+
+bool xac_exec_resource(const uint8_t *payload, size_t len, const char **name, size_t *name_len)
+{
+    if (len < 4)
+        return false;
+    uint32_t n = (uint32_t)payload[0] << 24 | (uint32_t)payload[1] << 16 |
+                 (uint32_t)payload[2] << 8 | payload[3];
+    if (n > len - 4)
+        return false;
+    *name = (const char *)payload + 4;
+    *name_len = n;
+    return true;
 }
 
 /* Makes room for need bytes from start on: moves what is pending to the front

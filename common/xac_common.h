@@ -270,9 +270,15 @@ size_t xac_reader_pending(const xac_reader *r);
 /* Whether a whole frame is buffered, so the next xac_reader_frame will not
  * wait for the peer. */
 bool xac_reader_has_frame(const xac_reader *r);
-/* The type of that whole buffered frame (and, when payload_len is not NULL,
- * its payload's length), or -1 when there is none. */
-int xac_reader_next_type(const xac_reader *r, size_t *payload_len);
+/* The k-th whole frame buffered behind those already returned (k = 0: the
+ * next one), left in place: its type, its payload (valid until the next
+ * xac_reader_frame) and the payload's length. False when fewer than k + 1
+ * whole frames are buffered or one before it has length 0 (no type). */
+bool xac_reader_peek(const xac_reader *r, size_t k, uint8_t *type, const uint8_t **payload,
+                     size_t *len);
+/* The resource named by an EXEC payload, without decoding the rest (it is
+ * not NUL-terminated). False when the payload is too short to hold it. */
+bool xac_exec_resource(const uint8_t *payload, size_t len, const char **name, size_t *name_len);
 /* Writes all bytes, retrying on EINTR and short writes; XAC_ECONN on failure.
  * Never raises SIGPIPE. */
 int xac_write_all(int fd, const void *p, size_t n, xac_err *err);

@@ -119,7 +119,7 @@ struct txn {
     bool rollback_only;
     xac_err rb_err;
     bool timed_out; /* the reaper rolled it back */
-    /* engine_exec_last ran the only branch's one-phase commit with its
+    /* engine_exec_ahead ran the only branch's one-phase commit with its
      * statement: the outcome engine_commit returns. */
     bool onephase_ran;
     int onephase_rc;
@@ -1469,9 +1469,37 @@ static int one_phase_result(engine *e, txn *t, branch *b, int rc, const xac_err 
                         res, drv_xa_name(rc), derr.msg);
 }
 
+/* The vote of a branch prepared with its last statement (drv_exec_prepare):
+ * a yes is counted at COMMIT like phase one's. A no makes t rollback-only and
+ * is this EXEC's answer, though the statement itself ran. */
+static int early_vote(engine *e, txn *t, branch *b, int xrc, const xac_err *derr, xac_err *err)
+{
+    b->rc = xrc;
+    xac_err_clear(&b->err);
+    if (xrc == XA_OK) {
+        b->state = BR_PREPARED;
+        fault_point(FAULT_AFTER_EARLY_PREPARE);
+        return XAC_OK;
+    }
+    if (xrc == XA_RDONLY) {
+        b->state = BR_RDONLY;
+        return XAC_OK;
+    }
+    b->state = BR_ENDED; /* the rollback takes it from any state */
+    if (xrc == XAER_RMFAIL || b->conn->broken)
+        b->maybe_prepared = true;
+    const char *res = rname(e, b);
+    xac_err why;
+    xac_err_setr(&why, XA_IS_RB(xrc) ? XAC_EROLLBACK : code_of(xrc), res,
+                 "the statement ran, but %s voted no at the prepare sent with it because the "
+                 "COMMIT was waiting (%s): %s",
+                 res, drv_xa_name(xrc), derr->msg);
+    return fail_rollback_only(t, &why, err);
+}
+
 static int exec_impl(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
-                     const xac_value *params, size_t nparams, bool last, xac_rows *rows,
-                     xac_err *err)
+                     const xac_value *params, size_t nparams, const engine_ahead *ahead,
+                     xac_rows *rows, xac_err *err)
 {
     pthread_mutex_lock(&t->mu);
     int ridx = -1;
@@ -1572,17 +1600,40 @@ static int exec_impl(engine *e, txn *t, const char *resource, const char *sql, s
             fault_point(FAULT_AFTER_START);
         fresh = true;
     }
+    if (b->state != BR_ACTIVE) {
+        /* Only a client that announced another statement as its last on this
+         * resource (engine_ahead) gets here: its branch was prepared with it. */
+        xac_err_setr(&derr, XAC_ESTATE, resource,
+                     "the branch on %s was prepared with an earlier statement, sent as its last "
+                     "before COMMIT",
+                     resource);
+        rc = fail_rollback_only(t, &derr, err);
+        goto out;
+    }
+    bool last = ahead != NULL && ahead->last_on_resource;
     int xrc = XA_OK;
     drv_onephase_at at = DRV_ONEPHASE_NOT_SENT;
-    if (last && fresh && t->nbr == 1 && b->conn->ops->exec_one_phase != NULL) {
+    drv_prepare_at pat = DRV_PREPARE_NOT_SENT;
+    if (last && ahead->other_resources == 0 && fresh && t->nbr == 1 &&
+        b->conn->ops->exec_one_phase != NULL) {
         xac_logd("engine: gtrid %s: its COMMIT is waiting: the statement and the one-phase "
                  "commit on %s in one round trip if the driver can",
                  t->gtrid, resource);
         fault_point(FAULT_BEFORE_ONE_PHASE);
         xrc = drv_exec_one_phase(b->conn, &b->xid, sql, sql_len, params, nparams, rows, &at, &derr);
+    } else if (last && (ahead->other_resources > 0 || t->nbr > 1) &&
+               !e->cfg->resources[ridx].last_resource && b->conn->ops->exec_prepare != NULL) {
+        xac_logd("engine: gtrid %s: its COMMIT is waiting: the last statement on %s, XA END and "
+                 "XA PREPARE in one round trip if the driver can",
+                 t->gtrid, resource);
+        xrc = drv_exec_prepare(b->conn, &b->xid, sql, sql_len, params, nparams, rows, &pat, &derr);
     }
-    if (at == DRV_ONEPHASE_NOT_SENT)
+    if (at == DRV_ONEPHASE_NOT_SENT && pat == DRV_PREPARE_NOT_SENT)
         xrc = drv_exec(b->conn, sql, sql_len, params, nparams, rows, &derr);
+    if (pat == DRV_PREPARE_VOTE) {
+        rc = early_vote(e, t, b, xrc, &derr, err);
+        goto out;
+    }
     if (at >= DRV_ONEPHASE_END) {
         /* The statement ran; the commit's outcome is final and kept for
          * engine_commit. The transaction leaves the table, so neither the
@@ -1620,13 +1671,14 @@ out:
 int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
                 const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
 {
-    return exec_impl(e, t, resource, sql, sql_len, params, nparams, false, rows, err);
+    return exec_impl(e, t, resource, sql, sql_len, params, nparams, NULL, rows, err);
 }
 
-int engine_exec_last(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
-                     const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err)
+int engine_exec_ahead(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                      const xac_value *params, size_t nparams, const engine_ahead *ahead,
+                      xac_rows *rows, xac_err *err)
 {
-    return exec_impl(e, t, resource, sql, sql_len, params, nparams, true, rows, err);
+    return exec_impl(e, t, resource, sql, sql_len, params, nparams, ahead, rows, err);
 }
 
 /* One branch: XA END and a one-phase commit, no journal record. */

@@ -31,13 +31,23 @@ const char *engine_gtrid(const txn *t);
 int engine_exec(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
                 const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err);
 
-/* engine_exec, told that engine_commit comes next for t (the client has
- * already sent it). When this statement opens t's only branch, the driver may
- * run it and the one-phase commit in one round trip (drv_exec_one_phase):
- * the statement's answer is returned here, and the commit's outcome, already
- * final, is what the following engine_commit returns. */
-int engine_exec_last(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
-                     const xac_value *params, size_t nparams, xac_rows *rows, xac_err *err);
+/* What the client has already sent behind an EXEC: a COMMIT of t (well
+ * formed, so it will be acted on), with only EXECs between. */
+typedef struct engine_ahead {
+    bool last_on_resource;    /* none of those EXECs names this EXEC's resource */
+    unsigned other_resources; /* the distinct resources they name, this one aside */
+} engine_ahead;
+
+/* engine_exec, told what follows. When this statement is the last on its
+ * resource the driver may fold the commit's work for that branch into it:
+ * when it opens t's only branch, the statement and the one-phase commit
+ * (drv_exec_one_phase), whose outcome, already final, the following
+ * engine_commit returns; when t has or will have other branches, the
+ * statement, XA END and XA PREPARE (drv_exec_prepare), a vote engine_commit
+ * then counts. The statement's answer is returned here either way. */
+int engine_exec_ahead(engine *e, txn *t, const char *resource, const char *sql, size_t sql_len,
+                      const xac_value *params, size_t nparams, const engine_ahead *ahead,
+                      xac_rows *rows, xac_err *err);
 
 /* Commits t and frees it. XAC_OK: committed. XAC_EROLLBACK: every branch was
  * rolled back; err->resource and err->msg say which resource refused and why.

@@ -14,6 +14,7 @@
 #include "xac_common.h"
 
 static const char *const fault_all[] = {FAULT_AFTER_START,
+                                        FAULT_AFTER_EARLY_PREPARE,
                                         FAULT_AFTER_FIRST_PREPARE,
                                         FAULT_AFTER_PREPARE_ALL,
                                         FAULT_BEFORE_DECISION,

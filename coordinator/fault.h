@@ -17,6 +17,7 @@
 
 /* The named points, in protocol order; docs/architecture.md lists them. */
 #define FAULT_AFTER_START         "after-start"         /* first branch's XA START done */
+#define FAULT_AFTER_EARLY_PREPARE "after-early-prepare" /* prepared with its EXEC */
 #define FAULT_AFTER_FIRST_PREPARE "after-first-prepare" /* one branch voted yes */
 #define FAULT_AFTER_PREPARE_ALL   "after-prepare-all"   /* every branch voted yes */
 #define FAULT_BEFORE_DECISION     "before-decision"     /* all prepared, nothing logged */

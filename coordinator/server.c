@@ -414,6 +414,43 @@ static int on_begin(session *ss, const xac_msg *m)
     return send_msg(ss, &r) == XAC_OK ? KEEP : CLOSE;
 }
 
+/* Frames a pipelining client may have buffered behind an EXEC that are
+ * looked at for commit_ahead (libxac sends at most 64 deferred EXECs). */
+#define AHEAD_MAX 128
+
+/* Whether the client has already sent a COMMIT (a well-formed one: no
+ * payload) behind the EXEC of resource, with only EXECs between, and what
+ * those name: the engine may then fold the commit's work for the branch
+ * into this statement. */
+static bool commit_ahead(const session *ss, const char *resource, engine_ahead *out)
+{
+    const char *names[AHEAD_MAX];
+    size_t lens[AHEAD_MAX];
+    size_t rlen = strlen(resource);
+    *out = (engine_ahead){.last_on_resource = true, .other_resources = 0};
+    for (size_t k = 0; k < AHEAD_MAX; k++) {
+        uint8_t type;
+        const uint8_t *p;
+        size_t len;
+        if (!xac_reader_peek(&ss->rd, k, &type, &p, &len))
+            return false;
+        if (type == XAC_MSG_COMMIT)
+            return len == 0;
+        if (type != XAC_MSG_EXEC || !xac_exec_resource(p, len, &names[k], &lens[k]))
+            return false;
+        if (lens[k] == rlen && memcmp(names[k], resource, rlen) == 0) {
+            out->last_on_resource = false;
+            continue;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < k && !seen; i++)
+            seen = lens[i] == lens[k] && memcmp(names[i], names[k], lens[k]) == 0;
+        if (!seen)
+            out->other_resources++;
+    }
+    return false;
+}
+
 static int on_exec(session *ss, const xac_msg *m)
 {
     server *s = ss->srv;
@@ -425,12 +462,12 @@ static int on_exec(session *ss, const xac_msg *m)
     xac_rows_init(&rows);
     xac_err err;
     xac_err_clear(&err);
-    /* The client pipelined its COMMIT (a well-formed one: no payload) behind
-     * this EXEC: the engine may run both in one database round trip. */
-    size_t next_len = 1;
-    bool last = xac_reader_next_type(&ss->rd, &next_len) == XAC_MSG_COMMIT && next_len == 0;
-    int rc = (last ? engine_exec_last : engine_exec)(s->eng, ss->t, m->resource, m->sql, m->sql_len,
-                                                     m->params, m->nparams, &rows, &err);
+    engine_ahead ahead;
+    int rc = commit_ahead(ss, m->resource, &ahead)
+                 ? engine_exec_ahead(s->eng, ss->t, m->resource, m->sql, m->sql_len, m->params,
+                                     m->nparams, &ahead, &rows, &err)
+                 : engine_exec(s->eng, ss->t, m->resource, m->sql, m->sql_len, m->params,
+                               m->nparams, &rows, &err);
     if (rc != XAC_OK) {
         xac_rows_free(&rows);
         int sent = send_error(ss, rc, err.resource, err.msg);

@@ -325,6 +325,17 @@ int drv_exec_one_phase(drv_conn *c, const xac_xid *xid, const char *sql, size_t 
     return c->ops->exec_one_phase(c, xid, sql, sql_len, params, nparams, rows, at, err);
 }
 
+int drv_exec_prepare(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                     const xac_value *params, size_t nparams, xac_rows *rows, drv_prepare_at *at,
+                     xac_err *err)
+{
+    *at = DRV_PREPARE_NOT_SENT;
+    if (c == NULL || c->broken || c->ops->exec_prepare == NULL || xid == NULL || sql == NULL ||
+        (nparams > 0 && params == NULL))
+        return XA_OK;
+    return c->ops->exec_prepare(c, xid, sql, sql_len, params, nparams, rows, at, err);
+}
+
 int drv_exec(drv_conn *c, const char *sql, size_t sql_len, const xac_value *params, size_t nparams,
              xac_rows *rows, xac_err *err)
 {

@@ -81,8 +81,6 @@ typedef enum drv_marker {
     DRV_MARKER_ABORTED = 2    /* 'R': a fence row; the commit can never happen */
 } drv_marker;
 
-/* A connection. Every driver's connection struct begins with this. The engine
- * only touches it through the functions below. */
 /* How far drv_exec_one_phase got. */
 typedef enum drv_onephase_at {
     DRV_ONEPHASE_NOT_SENT, /* nothing sent: use drv_exec, drv_end, drv_commit */
@@ -91,7 +89,16 @@ typedef enum drv_onephase_at {
     DRV_ONEPHASE_COMMIT    /* the statement ran; the commit's result: as drv_commit */
 } drv_onephase_at;
 
+/* How far drv_exec_prepare got. */
+typedef enum drv_prepare_at {
+    DRV_PREPARE_NOT_SENT, /* nothing sent: use drv_exec, then drv_end and drv_prepare */
+    DRV_PREPARE_EXEC,     /* failed at XA START or the statement: as drv_exec */
+    DRV_PREPARE_VOTE      /* the statement ran; the result is the vote, as drv_end+drv_prepare */
+} drv_prepare_at;
+
 typedef struct drv_ops drv_ops;
+/* A connection. Every driver's connection struct begins with this. The engine
+ * only touches it through the functions below. */
 typedef struct drv_conn {
     const drv_ops *ops;
     const drv_conf *conf;
@@ -141,6 +148,12 @@ struct drv_ops {
     int (*exec_one_phase)(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
                           const xac_value *params, size_t nparams, xac_rows *rows,
                           drv_onephase_at *at, xac_err *err);
+    /* Optional (NULL: never). The branch's last statement, its XA END and
+     * its XA PREPARE in one round trip, for an active branch of a transaction
+     * whose two-phase commit is known to follow; see drv_exec_prepare. */
+    int (*exec_prepare)(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                        const xac_value *params, size_t nparams, xac_rows *rows, drv_prepare_at *at,
+                        xac_err *err);
 
     /* Last-resource commit; NULL for XA drivers. start opens a local
      * transaction, end does nothing, prepare is refused (XAER_PROTO), and a
@@ -195,6 +208,18 @@ int drv_ping(drv_conn *c, xac_err *err);
 int drv_exec_one_phase(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
                        const xac_value *params, size_t nparams, xac_rows *rows, drv_onephase_at *at,
                        xac_err *err);
+/* For an active branch (drv_start done) that will run no statement after this
+ * one, in a transaction whose two-phase commit follows: runs the statement,
+ * XA END and XA PREPARE in one round trip when the driver can. *at says how
+ * far it got: DRV_PREPARE_EXEC, the statement's (or the deferred XA START's)
+ * failure, as drv_exec gives it, with the branch still active; DRV_PREPARE_VOTE,
+ * the statement ran (rows filled) and the return code is the vote, as
+ * drv_end and drv_prepare would have given it (XA_OK: prepared).
+ * DRV_PREPARE_NOT_SENT (returns XA_OK): nothing happened, take the usual
+ * calls. */
+int drv_exec_prepare(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
+                     const xac_value *params, size_t nparams, xac_rows *rows, drv_prepare_at *at,
+                     xac_err *err);
 /* The lrc_* ops; XAER_PROTO with a message for a driver that has none. */
 int drv_lrc_commit(drv_conn *c, const char *gtrid, xac_err *err);
 int drv_lrc_marker(drv_conn *c, const char *gtrid, bool fence, drv_marker *out, xac_err *err);

@@ -1340,6 +1340,88 @@ out:
     return rc;
 }
 
+/* The branch's last statement, its two-phase commit known to follow:
+ * "[XA START x; ]<statement, values in place>; XA END x; XA PREPARE x" as one
+ * query, for a foldable statement (see fold_build) on the connection's active
+ * branch, with or without its deferred START. The server stops at the first
+ * statement that fails. Until the statement has run, the answer is XA START's
+ * or the statement's, as my_exec gives it, and the branch is as my_exec would
+ * leave it; after, it is XA END's or XA PREPARE's, as my_prepare gives it. */
+static int my_exec_prepare(drv_conn *dc, const xac_xid *xid, const char *sql, size_t sql_len,
+                           const xac_value *params, size_t nparams, xac_rows *rows,
+                           drv_prepare_at *at, xac_err *err)
+{
+    my_conn *c = (my_conn *)dc;
+    *at = DRV_PREPARE_NOT_SENT;
+    if (!own(c, xid) || c->state != BR_ACTIVE || c->end_due || !c->multi_on)
+        return XA_OK;
+    xac_err e;
+    char start[XID_LIT_MAX + 64] = "", tail[2 * XID_LIT_MAX + 140], end[XID_LIT_MAX + 64],
+                             prep[XID_LIT_MAX + 64];
+    if ((c->start_due && xa_sql(c, "START", xid, "; ", start, sizeof start, &e) != XA_OK) ||
+        xa_sql(c, "END", xid, "", end, sizeof end, &e) != XA_OK ||
+        xa_sql(c, "PREPARE", xid, "", prep, sizeof prep, &e) != XA_OK)
+        return XA_OK;
+    int tl = snprintf(tail, sizeof tail, "; %s; %s", end, prep);
+    char *q = NULL;
+    size_t qlen = 0;
+    if (!drv_mysql_fold(c->m, start, sql, sql_len, params, nparams, FOLD_MAX, &q, &qlen))
+        return XA_OK;
+    char *grown = realloc(q, qlen + (size_t)tl + 1);
+    if (grown == NULL) {
+        free(q);
+        return XA_OK;
+    }
+    q = grown;
+    memcpy(q + qlen, tail, (size_t)tl + 1);
+    qlen += (size_t)tl;
+
+    xac_rows_free(rows);
+    *at = DRV_PREPARE_EXEC;
+    bool started = c->start_due;
+    int rc, nr;
+    if (mysql_real_query(c->m, q, (unsigned long)qlen) != 0) {
+        rc = started ? fail(c, DRV_STEP_START, "XA START", err)
+                     : fail(c, DRV_STEP_EXEC, "exec", err);
+        goto out;
+    }
+    if (started) {
+        c->start_due = false;
+        skip_result(c);
+        if ((nr = mysql_next_result(c->m)) != 0) {
+            rc = nr > 0 ? fail(c, DRV_STEP_EXEC, "exec", err)
+                        : lost_after(c, "exec", "XA START", "the statement sent with it", err);
+            goto out;
+        }
+    }
+    /* A foldable statement returns no rows. */
+    skip_result(c);
+    rows->has_rows = false;
+    rows->affected = (uint64_t)mysql_affected_rows(c->m);
+    *at = DRV_PREPARE_VOTE;
+    if ((nr = mysql_next_result(c->m)) != 0) {
+        rc = nr > 0 ? end_failed(c, err) : lost_after(c, "XA END", "the statement", "XA END", err);
+        goto out;
+    }
+    skip_result(c);
+    c->state = BR_IDLE;
+    if ((nr = mysql_next_result(c->m)) != 0) {
+        rc = nr > 0 ? fail(c, DRV_STEP_PREPARE, "XA PREPARE", err)
+                    : lost_after(c, "XA PREPARE", "XA END", "XA PREPARE", err);
+        if (XA_IS_RB(rc) || rc == XAER_NOTA)
+            c->state = BR_NONE; /* a failed XA PREPARE rolls the branch back */
+        goto out;
+    }
+    skip_result(c);
+    c->state = BR_PREPARED;
+    rc = XA_OK;
+out:
+    if (*at == DRV_PREPARE_EXEC && XA_IS_RB(rc) && c->state == BR_ACTIVE && !c->start_due)
+        set_rbonly(c, rc, err);
+    free(q);
+    return rc;
+}
+
 static int my_ping(drv_conn *dc, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
@@ -1368,4 +1450,5 @@ const drv_ops drv_mysql_ops = {
     .exec = my_exec,
     .ping = my_ping,
     .exec_one_phase = my_exec_one_phase,
+    .exec_prepare = my_exec_prepare,
 };

@@ -137,7 +137,7 @@ static long long session_id(drv_conn *c)
     return dt_sql_int(c, "SELECT CONNECTION_ID()");
 }
 
-typedef enum tx_kind { TX_ONE_PHASE, TX_TWO_PHASE, TX_ROLLBACK, TX_FUSED } tx_kind;
+typedef enum tx_kind { TX_ONE_PHASE, TX_TWO_PHASE, TX_ROLLBACK, TX_FUSED, TX_EARLY } tx_kind;
 
 /* drv_exec_one_phase with two integer parameters. */
 static int fused(drv_conn *c, const xac_xid *x, const char *sql, long long a, long long b,
@@ -147,6 +147,16 @@ static int fused(drv_conn *c, const xac_xid *x, const char *sql, long long a, lo
     two_ints(p, a, b);
     xac_err_clear(e);
     return drv_exec_one_phase(c, x, sql, strlen(sql), p, 2, r, at, e);
+}
+
+/* drv_exec_prepare with two integer parameters. */
+static int early(drv_conn *c, const xac_xid *x, const char *sql, long long a, long long b,
+                 drv_prepare_at *at, xac_rows *r, xac_err *e)
+{
+    xac_value p[2];
+    two_ints(p, a, b);
+    xac_err_clear(e);
+    return drv_exec_prepare(c, x, sql, strlen(sql), p, 2, r, at, e);
 }
 
 /* One branch with one UPDATE, the way the engine drives it. */
@@ -165,6 +175,17 @@ static void one_tx(drv_conn *c, tx_kind kind, long long id)
         CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
         CU_ASSERT_EQUAL(r.affected, 1);
         xac_rows_free(&r);
+        return;
+    }
+    if (kind == TX_EARLY) {
+        drv_prepare_at at;
+        xac_rows r;
+        xac_rows_init(&r);
+        CU_ASSERT_EQUAL(early(c, &x, UPD, 1, id, &at, &r, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+        CU_ASSERT_EQUAL(r.affected, 1);
+        xac_rows_free(&r);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
         return;
     }
     CU_ASSERT_EQUAL(exec_params(c, UPD, 1, id, &e), XA_OK);
@@ -223,10 +244,14 @@ static void test_round_trips(void)
     long long two = per_tx(c, o, tid, TX_TWO_PHASE, 20);
     long long rb = per_tx(c, o, tid, TX_ROLLBACK, 20);
     long long fu = per_tx(c, o, tid, TX_FUSED, 20);
+    long long ea = per_tx(c, o, tid, TX_EARLY, 20);
     fprintf(stderr,
             "\n    round trips per branch: one-phase %lld, two-phase %lld, rollback %lld, "
-            "one-phase with its statement %lld\n",
-            one, two, rb, fu);
+            "one-phase with its statement %lld, two-phase with the prepare in the statement's "
+            "query %lld\n",
+            one, two, rb, fu, ea);
+    /* "XA START; UPDATE; XA END; XA PREPARE", XA COMMIT */
+    CU_ASSERT_EQUAL(ea, 2);
     /* "START TRANSACTION; UPDATE; COMMIT": a local transaction in one query */
     CU_ASSERT_EQUAL(fu, 1);
     /* "XA START; UPDATE", "XA END; XA COMMIT ONE PHASE" */
@@ -243,13 +268,17 @@ static void test_round_trips(void)
              tid);
     CU_ASSERT_EQUAL(dt_sql_int(o, sql), 21);
     /* Every branch's UPDATE carried its XA START, values in place. */
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 63);
-    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 63);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %"), 84);
+    CU_ASSERT_EQUAL(logged(o, tid, "XA START %"), 84);
     CU_ASSERT_EQUAL(
         logged(o, tid, "START TRANSACTION; UPDATE " T " SET v = v + 1 WHERE id = %; COMMIT"), 21);
+    CU_ASSERT_EQUAL(logged(o, tid,
+                           "XA START %; UPDATE " T " SET v = v + 1 WHERE id = %; XA END %; XA "
+                           "PREPARE %"),
+                    21);
     log_off(o);
-    /* And they did the work: 3 x 21 committed increments, none rolled back. */
-    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 63);
+    /* And they did the work: 4 x 21 committed increments, none rolled back. */
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT SUM(v) FROM " T " WHERE id BETWEEN 1 AND 5"), 84);
     drv_close(c);
     drv_close(o);
 }
@@ -693,6 +722,93 @@ static void test_fused_one_phase(void)
     drv_close(a);
 }
 
+/* The last statement with XA END and XA PREPARE in its query
+ * (drv_exec_prepare): a failing statement answers at EXEC with nothing
+ * prepared and the branch still ours to roll back; on a branch that already
+ * ran a statement no XA START goes with it; the prepared branch is listed by
+ * XA RECOVER and commits or rolls back from the same connection; a statement
+ * that cannot be folded is not sent. */
+/* Whether XA RECOVER on c lists x. */
+static bool prepared_on(drv_conn *c, const xac_xid *x)
+{
+    drv_indoubt *ind = NULL;
+    size_t n = 0;
+    xac_err e;
+    CU_ASSERT_EQUAL(drv_recover(c, &ind, &n, &e), XA_OK);
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || xac_xid_equal(&ind[i].xid, x);
+    free(ind);
+    return found;
+}
+
+static void test_early_prepare(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *a = dt_conn(&g_conf);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (3000, 0)");
+    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    xac_err e;
+    xac_xid x;
+    drv_prepare_at at;
+    xac_rows r;
+    xac_rows_init(&r);
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, ins, 3000, 5, &at, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
+    CU_ASSERT_FALSE(prepared_on(a, &x));
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_FALSE(c->broken);
+    /* Second statement of a branch: prepared with it, then committed. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 3000, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, ins, 3001, 7, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+    CU_ASSERT_EQUAL(r.affected, 1);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3001"), 0);
+    CU_ASSERT_TRUE(prepared_on(a, &x));
+    CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 1);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3001"), 7);
+    /* A fresh branch prepared with its first statement, then rolled back. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, ins, 3002, 9, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3002"), 0);
+    /* Not foldable: nothing sent, the usual calls follow. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    static const char sel[] = "SELECT v FROM " T " WHERE id = ? AND v >= ?";
+    CU_ASSERT_EQUAL(early(c, &x, sel, 3000, 0, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_NOT_SENT);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 3000, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    /* After drv_end (END deferred) the branch is not active: not sent. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 3000, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, UPD, 1, 3000, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_NOT_SENT);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    CU_ASSERT_FALSE(c->broken);
+    xac_rows_free(&r);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    drv_close(c);
+    drv_close(a);
+}
+
 /* XA START refused (the XID is another session's: XAER_DUPID) is reported as
  * START's failure, folded or not; the statement did not run, a rollback of
  * the never-started branch succeeds without touching the other session's,
@@ -960,6 +1076,7 @@ int cu_register(void)
                                    {"fold_dup_key", test_fold_dup_key},
                                    {"fold_start_fails", test_fold_start_fails},
                                    {"fused_one_phase", test_fused_one_phase},
+                                   {"early_prepare", test_early_prepare},
                                    {"fold_values", test_fold_values},
                                    {"fold_fallbacks", test_fold_fallbacks},
                                    {NULL, NULL}};

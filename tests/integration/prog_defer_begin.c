@@ -438,6 +438,10 @@ int main(int argc, char **argv)
         rc = xac_commit(tx, &e);
     CHECK(rc == XAC_OK, "one deferred SELECT and COMMIT: committed (%s)", e.msg);
 
+    /* Another resource follows, so xacd prepares bank_a's branch with its
+     * statement (XA END; XA PREPARE in the same query); the failure after
+     * it must roll that prepared branch back (the script checks that no
+     * branch is left prepared and the balance). */
     rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
     if (rc == XAC_OK)
         rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);

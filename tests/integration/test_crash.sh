@@ -11,7 +11,10 @@
 #
 # What the restart must show, by point:
 #   - before the decision (after-start .. before-decision, before-rollback,
-#     after-first-rollback, before-one-phase): rolled back everywhere;
+#     after-first-rollback, before-one-phase, after-early-prepare): rolled
+#     back everywhere; after-early-prepare and, once more, before-decision
+#     and after-decision run with `xac --pipeline`, so that xacd prepares
+#     the MariaDB branches with their statements (checked in its log);
 #   - after it (after-decision .. before-end, journal-batch-synced,
 #     after-one-phase): committed everywhere;
 #   - journal-batch-written: the record was written but not synced, so a
@@ -167,8 +170,8 @@ check_xacctl_list() {
     local point=$1 n=$2
     shift 2
     local gtrid lrc=0 list ours nours ncommit nroll
-    gtrid=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
-    [ -n "$gtrid" ] || fail "$point: xac did not print the gtrid of the interrupted transaction"
+    gtrid=$STRAND_GTRID
+    [ -n "$gtrid" ] || fail "$point: no gtrid of the interrupted transaction (from xac, or xacd's log)"
     list=$("$XACCTL_BIN" -c "$IT_CONF" list 2>&1) || lrc=$?
     printf '%s\n' "$list" | sed "s/^/[$IT_NAME]   xacctl: /"
     assert_eq 0 "$lrc" "$point: xacctl list exit code"
@@ -179,7 +182,7 @@ check_xacctl_list() {
     local want=""
     case $point in
     after-start | before-end | after-commit-all) want=$([ "$nours" = 0 ] && echo y) ;;
-    after-first-prepare) want=$([ "$nours" -ge 1 ] && [ "$nroll" = "$nours" ] && echo y) ;;
+    after-first-prepare | after-early-prepare) want=$([ "$nours" -ge 1 ] && [ "$nroll" = "$nours" ] && echo y) ;;
     after-prepare-all | before-decision) want=$([ "$nours" = "$n" ] && [ "$nroll" = "$n" ] && echo y) ;;
     after-decision | journal-batch-synced) want=$([ "$nours" = "$n" ] && [ "$ncommit" = "$n" ] && echo y) ;;
     lrc-before-commit) want=$([ "$nours" = "$n" ] && [ "$nroll" = "$n" ] && echo y) ;;
@@ -211,8 +214,17 @@ strand() {
     transfer_args "$@"
     log_mark
     start_xacd XAC_CRASH_AT="$point"
-    run_xac "${XARGS[@]}"
+    run_xac ${CASE_PIPE:-} "${XARGS[@]}"
     STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
+    if [ -n "${CASE_PIPE:-}" ]; then
+        # Pipelined, the client hears nothing before the COMMIT's answer:
+        # the gtrid comes from xacd's log, which also shows the MariaDB
+        # branches prepared with their statements.
+        local early
+        early=$(tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "XA END and XA PREPARE in one round trip" || true)
+        [ -n "$early" ] || fail "$CASE_NAME: xacd did not prepare the MariaDB branch with its statement"
+        STRAND_GTRID=$(printf '%s\n' "$early" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1)
+    fi
     if [ "$point" = before-end ]; then
         # The END record is written after the reply: the client has its answer.
         assert_eq 0 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (after the reply)"
@@ -250,7 +262,7 @@ case_transfer() {
     local point=$1 expect=$2
     shift 2
     local n=$(($# + 1))
-    new_case "$point, $n resources" bank_a "$@"
+    new_case "$point, $n resources${CASE_PIPE:+, $CASE_PIPE}" bank_a "$@"
     make_accounts $T 100
     strand "$point" "$@"
     check_xacctl_list "$point" "$n" "$@"
@@ -509,8 +521,17 @@ case_lrc() {
     lrc_args
     log_mark
     start_xacd XAC_CRASH_AT="$point"
-    run_xac "${XARGS[@]}"
+    run_xac ${CASE_PIPE:-} "${XARGS[@]}"
     STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
+    if [ -n "${CASE_PIPE:-}" ]; then
+        # Pipelined, the client hears nothing before the COMMIT's answer:
+        # the gtrid comes from xacd's log, which also shows the MariaDB
+        # branches prepared with their statements.
+        local early
+        early=$(tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "XA END and XA PREPARE in one round trip" || true)
+        [ -n "$early" ] || fail "$CASE_NAME: xacd did not prepare the MariaDB branch with its statement"
+        STRAND_GTRID=$(printf '%s\n' "$early" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1)
+    fi
     assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (outcome unknown)"
     not_reached_check "$point"
     crashed_at "$point"
@@ -587,10 +608,16 @@ run_point() {
     after-start | after-first-prepare | after-prepare-all | before-decision)
         case_transfer "$p" rolled_back bank_b
         case_transfer "$p" rolled_back bank_b bank_d
+        [ "$p" != before-decision ] || CASE_PIPE=--pipeline case_transfer "$p" rolled_back bank_b bank_d
+        ;;
+    after-early-prepare)
+        CASE_PIPE=--pipeline case_transfer "$p" rolled_back bank_b
+        CASE_PIPE=--pipeline case_transfer "$p" rolled_back bank_b bank_d
         ;;
     after-decision | after-first-commit | after-commit-all | before-end | journal-batch-synced)
         case_transfer "$p" committed bank_b
         case_transfer "$p" committed bank_b bank_d
+        [ "$p" != after-decision ] || CASE_PIPE=--pipeline case_transfer "$p" committed bank_b bank_d
         ;;
     journal-batch-written)
         case_transfer "$p" either bank_b

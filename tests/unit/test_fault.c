@@ -110,16 +110,16 @@ static void test_bad_specs(void)
 static void test_names(void)
 {
     static const char *const want[] = {
-        FAULT_AFTER_START,          FAULT_AFTER_FIRST_PREPARE, FAULT_AFTER_PREPARE_ALL,
-        FAULT_BEFORE_DECISION,      FAULT_AFTER_DECISION,      FAULT_AFTER_FIRST_COMMIT,
-        FAULT_AFTER_COMMIT_ALL,     FAULT_BEFORE_END,          FAULT_BEFORE_ROLLBACK,
-        FAULT_AFTER_FIRST_ROLLBACK, FAULT_LRC_BEFORE_COMMIT,   FAULT_LRC_AFTER_COMMIT,
-        FAULT_LRC_BEFORE_FORGET,    FAULT_BEFORE_ONE_PHASE,    FAULT_AFTER_ONE_PHASE,
-        "journal-batch-written",    "journal-batch-synced",    "journal-segment-created",
-        "journal-segment-switched", "journal-carried",         "journal-segment-deleted",
-        "rec-before-commit",        "rec-after-commit",        "rec-before-rollback",
-        "rec-after-rollback",       "rec-before-end",          "rec-after-fence",
-        "rec-after-adopt"};
+        FAULT_AFTER_START,         FAULT_AFTER_EARLY_PREPARE,  FAULT_AFTER_FIRST_PREPARE,
+        FAULT_AFTER_PREPARE_ALL,   FAULT_BEFORE_DECISION,      FAULT_AFTER_DECISION,
+        FAULT_AFTER_FIRST_COMMIT,  FAULT_AFTER_COMMIT_ALL,     FAULT_BEFORE_END,
+        FAULT_BEFORE_ROLLBACK,     FAULT_AFTER_FIRST_ROLLBACK, FAULT_LRC_BEFORE_COMMIT,
+        FAULT_LRC_AFTER_COMMIT,    FAULT_LRC_BEFORE_FORGET,    FAULT_BEFORE_ONE_PHASE,
+        FAULT_AFTER_ONE_PHASE,     "journal-batch-written",    "journal-batch-synced",
+        "journal-segment-created", "journal-segment-switched", "journal-carried",
+        "journal-segment-deleted", "rec-before-commit",        "rec-after-commit",
+        "rec-before-rollback",     "rec-after-rollback",       "rec-before-end",
+        "rec-after-fence",         "rec-after-adopt"};
     const size_t nwant = sizeof want / sizeof want[0];
     const char *const *n = fault_names();
     size_t k = 0;

@@ -626,9 +626,13 @@ static void test_reader(void)
     CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
     CU_ASSERT_EQUAL(type, XAC_MSG_STATUS);
     CU_ASSERT_EQUAL(xac_reader_pending(&r), two.len - first);
-    size_t next_len = 99;
-    CU_ASSERT_EQUAL(xac_reader_next_type(&r, &next_len), XAC_MSG_COMMIT); /* the buffered one */
-    CU_ASSERT_EQUAL(next_len, 0);
+    uint8_t ptype = 0;
+    const uint8_t *pp = NULL;
+    size_t plen = 99;
+    CU_ASSERT_TRUE(xac_reader_peek(&r, 0, &ptype, &pp, &plen)); /* the buffered one */
+    CU_ASSERT_EQUAL(ptype, XAC_MSG_COMMIT);
+    CU_ASSERT_EQUAL(plen, 0);
+    CU_ASSERT_FALSE(xac_reader_peek(&r, 1, &ptype, &pp, &plen));
     xac_msg d;
     CU_ASSERT_EQUAL_FATAL(xac_msg_decode(type, p, len, &d, &e), XAC_OK);
     CU_ASSERT_STRING_EQUAL(d.gtrid, "node1.2.3");
@@ -637,7 +641,7 @@ static void test_reader(void)
     CU_ASSERT_EQUAL(type, XAC_MSG_COMMIT);
     CU_ASSERT_EQUAL(len, 0);
     CU_ASSERT_EQUAL(xac_reader_pending(&r), 0);
-    CU_ASSERT_EQUAL(xac_reader_next_type(&r, NULL), -1); /* nothing buffered */
+    CU_ASSERT_FALSE(xac_reader_peek(&r, 0, &ptype, &pp, &plen)); /* nothing buffered */
 
     /* A frame that arrives a few bytes at a time (split in the header and in
      * the body), after a partial frame already sits in the buffer. */
@@ -695,6 +699,47 @@ static void test_reader(void)
     CU_ASSERT_TRUE(r.cap <= 1u << 20);
     CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
     CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* Peeking behind the next frame: two EXECs, a COMMIT, and a frame whose
+     * tail has not arrived, which is not there yet. */
+    xac_buf pipe;
+    xac_buf_init(&pipe);
+    const char *const rs[] = {"bank_a", "bank_b"};
+    for (int i = 0; i < 2; i++) {
+        xac_msg_init(&m, XAC_MSG_EXEC);
+        m.resource = (char *)rs[i];
+        m.sql = "UPDATE t SET v = 1";
+        CU_ASSERT_EQUAL_FATAL(xac_msg_encode(&m, &pipe, &e), XAC_OK);
+    }
+    xac_msg_init(&m, XAC_MSG_COMMIT);
+    CU_ASSERT_EQUAL_FATAL(xac_msg_encode(&m, &pipe, &e), XAC_OK);
+    const uint8_t half[] = {0, 0, 0, 9, XAC_MSG_STATUS, 0};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], pipe.data, pipe.len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], half, sizeof half, &e), XAC_OK);
+    CU_ASSERT_EQUAL_FATAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_EXEC);
+    const char *name = NULL;
+    size_t nlen = 0;
+    CU_ASSERT_TRUE(xac_exec_resource(p, len, &name, &nlen));
+    CU_ASSERT_TRUE(nlen == 6 && memcmp(name, "bank_a", 6) == 0);
+    CU_ASSERT_FALSE(xac_exec_resource(p, 3, &name, &nlen)); /* too short for the length */
+    CU_ASSERT_FALSE(xac_exec_resource(p, 8, &name, &nlen)); /* shorter than the name */
+    CU_ASSERT_TRUE(xac_reader_peek(&r, 0, &ptype, &pp, &plen));
+    CU_ASSERT_EQUAL(ptype, XAC_MSG_EXEC);
+    CU_ASSERT_TRUE(xac_exec_resource(pp, plen, &name, &nlen));
+    CU_ASSERT_TRUE(nlen == 6 && memcmp(name, "bank_b", 6) == 0);
+    CU_ASSERT_TRUE(xac_reader_peek(&r, 1, &ptype, &pp, &plen));
+    CU_ASSERT_EQUAL(ptype, XAC_MSG_COMMIT);
+    CU_ASSERT_EQUAL(plen, 0);
+    CU_ASSERT_FALSE(xac_reader_peek(&r, 2, &ptype, &pp, &plen)); /* 6 of its 13 bytes */
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_COMMIT);
+    xac_buf_free(&pipe);
+    const uint8_t rest[] = {0, 0, 0, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL(xac_write_all(sv[0], rest, sizeof rest, &e), XAC_OK);
+    CU_ASSERT_EQUAL(xac_reader_frame(&r, 1024, &type, &p, &len, &e), XAC_OK);
+    CU_ASSERT_EQUAL(type, XAC_MSG_STATUS);
 
     /* Oversize: refused from the header, before its body arrives. */
     const uint8_t big[] = {0, 0, 4, 1, XAC_MSG_EXEC};
