@@ -190,7 +190,7 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     if (cs == NULL ||
         (strcmp(cs, "utf8mb4") != 0 && strcmp(cs, "utf8mb3") != 0 && strcmp(cs, "utf8") != 0))
         return false;
-    size_t cap = strlen(prefix) + len + 1;
+    size_t cap = strlen(prefix) + len + 2;
     for (size_t k = 0; k < nparams; k++)
         cap += fold_size(&params[k]);
     /* Text doubles as hex or escapes: leave big values to the binary
@@ -203,6 +203,7 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     size_t pos = strlen(prefix), used = 0;
     memcpy(b, prefix, pos);
     size_t i = 0;
+    bool open_comment = false; /* the text ends inside a line comment */
     while (i < len) {
         char ch = sql[i];
         size_t j = i + 1; /* the end of the token that starts at i */
@@ -231,6 +232,7 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
                 goto no;
             while (j < len && sql[j] != '\n')
                 j++;
+            open_comment = j == len;
         } else if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {
             if (i + 2 < len && (sql[i + 2] == '!' || sql[i + 2] == 'M'))
                 goto no;
@@ -257,6 +259,9 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     }
     if (used != nparams)
         goto no;
+    /* The callers append statements: a line comment must not swallow them. */
+    if (open_comment)
+        b[pos++] = '\n';
     *out = b;
     *outlen = pos;
     return true;

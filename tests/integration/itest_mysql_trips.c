@@ -782,6 +782,24 @@ static void test_early_prepare(void)
     CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3002"), 0);
+    /* A statement that ends in a line comment: XA END and XA PREPARE still
+     * run (the comment is closed before them), and so does the one-phase
+     * path's COMMIT. */
+    static const char upd_c[] = "UPDATE " T " SET v = v + ? WHERE id = ? # trailing note";
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, upd_c, 5, 3000, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+    CU_ASSERT_TRUE(prepared_on(a, &x));
+    CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+    static const char upd_d[] = "UPDATE " T " SET v = v + ? WHERE id = ? -- trailing note";
+    drv_onephase_at oat;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, upd_d, 10, 3000, &oat, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(oat, DRV_ONEPHASE_COMMIT);
+    CU_ASSERT_FALSE(c->broken);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 16);
     /* Not foldable: nothing sent, the usual calls follow. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
@@ -792,7 +810,7 @@ static void test_early_prepare(void)
     CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 17);
     /* After drv_end (END deferred) the branch is not active: not sent. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
@@ -801,7 +819,7 @@ static void test_early_prepare(void)
     CU_ASSERT_EQUAL(early(c, &x, UPD, 1, 3000, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_PREPARE_NOT_SENT);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 2);
+    CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT v FROM " T " WHERE id = 3000"), 17);
     CU_ASSERT_FALSE(c->broken);
     xac_rows_free(&r);
     dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
