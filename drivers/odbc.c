@@ -657,9 +657,15 @@ static int odbc_bind(drv_odbc_conn *c, SQLHSTMT st, const xac_value *params, siz
     return XA_OK;
 }
 
-int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
-                   size_t nparams, xac_rows *rows, drv_step step, const char *what, xac_err *err)
+/* drv_odbc_query; keep: statements with parameters are kept for their text.
+ * more: when not NULL, the results after the first are walked (an error in
+ * one fails the call as the statement's would) and counted into *more. */
+static int odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                      size_t nparams, xac_rows *rows, drv_step step, const char *what, bool keep,
+                      int *more, xac_err *err)
 {
+    if (more != NULL)
+        *more = 0;
     if (c->base.broken)
         return odbc_err(err, XAER_RMFAIL, XAC_ERMFAIL, c->base.conf->name,
                         "%s on resource %s: the connection is broken", what, c->base.conf->name);
@@ -678,7 +684,7 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
     /* Statements without parameters (the XA verbs, DDL) go once through
      * SQLExecDirect; with parameters, the statement prepared for the same
      * text earlier on this connection is run again. */
-    drv_odbc_stmt *kept = nparams > 0 ? odbc_stmt_find(c, sql, sql_len) : NULL;
+    drv_odbc_stmt *kept = nparams > 0 && keep ? odbc_stmt_find(c, sql, sql_len) : NULL;
     SQLHSTMT st = kept != NULL ? kept->st : SQL_NULL_HSTMT;
     SQLSMALLINT nmarks = kept != NULL ? kept->nmarks : 0;
     SQLRETURN r;
@@ -707,7 +713,8 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
                 rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
                 goto out;
             }
-            kept = odbc_stmt_keep(c, st, sql, sql_len, nmarks);
+            if (keep)
+                kept = odbc_stmt_keep(c, st, sql, sql_len, nmarks);
         }
         /* Drivers differ on a count mismatch (psqlodbc ignores extra
          * parameters): refuse it before anything runs. */
@@ -736,16 +743,24 @@ int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_
             goto out;
         }
     }
-    if (rows == NULL)
-        goto out;
-    if (ncols > 0) {
+    if (rows != NULL && ncols > 0) {
         rc = odbc_fetch_rows(c, st, ncols, rows, step, what, err);
-    } else {
+    } else if (rows != NULL) {
         SQLLEN count = 0;
         if (r != SQL_NO_DATA && !SQL_SUCCEEDED(SQLRowCount(st, &count)))
             count = 0;
         rows->has_rows = false;
         rows->affected = count > 0 ? (uint64_t)count : 0;
+    }
+    if (more != NULL && rc == XA_OK) {
+        *more = 0;
+        while ((r = SQLMoreResults(st)) != SQL_NO_DATA) {
+            if (!SQL_SUCCEEDED(r)) {
+                rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
+                break;
+            }
+            (*more)++;
+        }
     }
 out:
     if (kept == NULL) {
@@ -762,6 +777,19 @@ out:
     }
     free(ind);
     return rc;
+}
+
+int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                   size_t nparams, xac_rows *rows, drv_step step, const char *what, xac_err *err)
+{
+    return odbc_query(c, sql, sql_len, params, nparams, rows, step, what, true, NULL, err);
+}
+
+int drv_odbc_query_more(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                        size_t nparams, xac_rows *rows, drv_step step, const char *what, int *more,
+                        xac_err *err)
+{
+    return odbc_query(c, sql, sql_len, params, nparams, rows, step, what, false, more, err);
 }
 
 int drv_odbc_run(drv_odbc_conn *c, const char *sql, drv_step step, const char *what, xac_err *err)
@@ -833,6 +861,16 @@ static int odbc_forget(drv_conn *base, const xac_xid *xid, xac_err *err)
                        : ((drv_odbc_conn *)base)->dialect->forget((drv_odbc_conn *)base, xid, err);
 }
 
+/* Errors name the statement by its start, on one line. */
+static void odbc_what(const char *sql, size_t sql_len, char what[96])
+{
+    size_t n = sql_len < 60 ? sql_len : 60;
+    int w = snprintf(what, 96, "statement \"");
+    for (size_t i = 0; i < n; i++)
+        what[w++] = (sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\t') ? ' ' : sql[i];
+    snprintf(what + w, 96 - (size_t)w, "%s\"", sql_len > n ? "..." : "");
+}
+
 static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_value *params,
                      size_t nparams, xac_rows *rows, xac_err *err)
 {
@@ -840,13 +878,8 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
     int rc = odbc_check(base, err);
     if (rc != XA_OK)
         return rc;
-    /* Errors name the statement by its start, on one line. */
     char what[96];
-    size_t n = sql_len < 60 ? sql_len : 60;
-    int w = snprintf(what, sizeof what, "statement \"");
-    for (size_t i = 0; i < n; i++)
-        what[w++] = (sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\t') ? ' ' : sql[i];
-    snprintf(what + w, sizeof what - (size_t)w, "%s\"", sql_len > n ? "..." : "");
+    odbc_what(sql, sql_len, what);
     if (c->branch_active) {
         if (c->dialect->check_sql != NULL) {
             rc = c->dialect->check_sql(c, sql, sql_len, params, nparams, err);
@@ -865,6 +898,23 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
     /* Outside a branch a statement is its own transaction, even on a
      * connection that waits with autocommit off for its next branch. */
     return drv_odbc_query_alone(c, sql, sql_len, params, nparams, rows, DRV_STEP_EXEC, what, err);
+}
+
+static int odbc_exec_prepare(drv_conn *base, const xac_xid *xid, const char *sql, size_t sql_len,
+                             const xac_value *params, size_t nparams, xac_rows *rows,
+                             drv_prepare_at *at, xac_err *err)
+{
+    drv_odbc_conn *c = (drv_odbc_conn *)base;
+    *at = DRV_PREPARE_NOT_SENT;
+    if (c->dialect->exec_prepare == NULL || base->broken || !c->branch_active || c->branch_ended ||
+        c->branch_failed || !xac_xid_equal(&c->branch_xid, xid))
+        return XA_OK;
+    /* What the dialect would refuse goes the usual way, which refuses it. */
+    xac_err scratch;
+    if (c->dialect->check_sql != NULL &&
+        c->dialect->check_sql(c, sql, sql_len, params, nparams, &scratch) != XA_OK)
+        return XA_OK;
+    return c->dialect->exec_prepare(c, xid, sql, sql_len, params, nparams, rows, at, err);
 }
 
 static int odbc_ping(drv_conn *base, xac_err *err)
@@ -895,4 +945,5 @@ const drv_ops drv_odbc_ops = {
     .forget = odbc_forget,
     .exec = odbc_exec,
     .ping = odbc_ping,
+    .exec_prepare = odbc_exec_prepare,
 };

@@ -88,6 +88,11 @@ struct drv_odbc_dialect {
      * (may be NULL when the server itself refuses such statements). */
     int (*check_sql)(drv_odbc_conn *c, const char *sql, size_t len, const xac_value *params,
                      size_t nparams, xac_err *err);
+    /* drv_exec_prepare for a statement check_sql accepted, inside the
+     * connection's active branch (may be NULL: never). */
+    int (*exec_prepare)(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
+                        const xac_value *params, size_t nparams, xac_rows *rows, drv_prepare_at *at,
+                        xac_err *err);
 };
 
 extern const drv_odbc_dialect drv_odbc_postgresql;
@@ -100,6 +105,13 @@ int drv_odbc_run(drv_odbc_conn *c, const char *sql, drv_step step, const char *w
  * NULL to discard it). */
 int drv_odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
                    size_t nparams, xac_rows *rows, drv_step step, const char *what, xac_err *err);
+/* drv_odbc_query for a text that is used once (the statement is not kept),
+ * then the results of the statements after the first: their count in *more;
+ * an error in one of them fails the call, and *more tells how many succeeded
+ * before it. */
+int drv_odbc_query_more(drv_odbc_conn *c, const char *sql, size_t sql_len, const xac_value *params,
+                        size_t nparams, xac_rows *rows, drv_step step, const char *what, int *more,
+                        xac_err *err);
 /* drv_odbc_query as a transaction of its own: with autocommit on, then the
  * connection's previous autocommit state again. For statements that must not
  * run inside a transaction block, or outside any branch. */

@@ -135,6 +135,19 @@ static int pg_rb_code(const drv_odbc_diag *d)
     return XA_RBROLLBACK;
 }
 
+/* psqlodbc still believes a transaction is open after PREPARE TRANSACTION;
+ * this COMMIT only resets it (the server answers with a warning). The branch
+ * is prepared already, so a failure here only costs the connection. */
+static void pg_reset_after_prepare(drv_odbc_conn *c)
+{
+    drv_odbc_branch_clear(c);
+    xac_err e2;
+    xac_err_clear(&e2);
+    if (drv_odbc_end_tran(c, true, DRV_STEP_PREPARE, "resetting after PREPARE TRANSACTION", &e2) !=
+        XA_OK)
+        xac_logw("%s", e2.msg);
+}
+
 static int pg_prepare(drv_odbc_conn *c, const xac_xid *xid, xac_err *err)
 {
     if (!pg_own(c, xid))
@@ -169,15 +182,7 @@ static int pg_prepare(drv_odbc_conn *c, const xac_xid *xid, xac_err *err)
         pg_abandon(c);
         return rc;
     }
-    drv_odbc_branch_clear(c);
-    /* psqlodbc still believes a transaction is open; this COMMIT only resets
-     * it (the server answers with a warning). The branch is prepared already,
-     * so a failure here only costs the connection. */
-    xac_err e2;
-    xac_err_clear(&e2);
-    if (drv_odbc_end_tran(c, true, DRV_STEP_PREPARE, "resetting after PREPARE TRANSACTION", &e2) !=
-        XA_OK)
-        xac_logw("%s", e2.msg);
+    pg_reset_after_prepare(c);
     return XA_OK;
 }
 
@@ -586,6 +591,61 @@ static int pg_check_sql(drv_odbc_conn *c, const char *sql, size_t len, const xac
     return XA_OK;
 }
 
+/* The branch's last statement and its PREPARE TRANSACTION as one simple
+ * query (psqlodbc puts the BEGIN of a fresh branch in front); a newline ends
+ * a line comment the statement may close with. The server stops at the first
+ * error, and psqlodbc reports an error of either statement at execute: a
+ * refused PREPARE TRANSACTION (a deferred constraint) comes back as the
+ * statement's failure, named "with PREPARE TRANSACTION". The outcome is the
+ * same, a rolled-back branch, and only a lost link leaves a branch that may
+ * be prepared. */
+static int pg_exec_prepare(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
+                           const xac_value *params, size_t nparams, xac_rows *rows,
+                           drv_prepare_at *at, xac_err *err)
+{
+    char tail[64 + 2 * XAC_PG_GID_MAX];
+    int n = snprintf(tail, sizeof tail, "\n; PREPARE TRANSACTION ");
+    xac_err e;
+    if (pg_gid_literal(c, xid, tail + n, sizeof tail - (size_t)n, &e) != XA_OK)
+        return XA_OK;
+    size_t tl = strlen(tail);
+    char *q = malloc(len + tl);
+    if (q == NULL)
+        return XA_OK;
+    memcpy(q, sql, len);
+    memcpy(q + len, tail, tl);
+    char what[96];
+    snprintf(what, sizeof what, "statement \"%.*s%s\" with PREPARE TRANSACTION",
+             (int)(len < 50 ? len : 50), sql, len > 50 ? "..." : "");
+    for (char *p = what; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    *at = DRV_PREPARE_EXEC;
+    c->branch_work = true;
+    int more = 0;
+    int rc =
+        drv_odbc_query_more(c, q, len + tl, params, nparams, rows, DRV_STEP_EXEC, what, &more, err);
+    free(q);
+    if (rc == XA_OK && more != 1) {
+        /* Cannot happen: the statement ran, and PREPARE TRANSACTION not. */
+        rc = XAER_RMERR;
+        xac_err_setr(err, drv_xa_to_code(rc), c->base.conf->name,
+                     "resource %s: %s: the server answered %d result(s) after the statement, "
+                     "expected PREPARE TRANSACTION's alone",
+                     c->base.conf->name, what, more);
+    }
+    if (rc == XA_OK || rc == XAER_RMFAIL) {
+        *at = DRV_PREPARE_VOTE;
+        if (rc == XA_OK)
+            pg_reset_after_prepare(c);
+        else
+            pg_abandon(c);
+        return rc;
+    }
+    pg_exec_failed(c, rc, err);
+    return rc;
+}
+
 const drv_odbc_dialect drv_odbc_postgresql = {
     .name = "postgresql",
     .conn_defaults = PG_CONN_DEFAULTS,
@@ -604,4 +664,5 @@ const drv_odbc_dialect drv_odbc_postgresql = {
     .is_conn_loss = pg_is_conn_loss,
     .exec_failed = pg_exec_failed,
     .check_sql = pg_check_sql,
+    .exec_prepare = pg_exec_prepare,
 };

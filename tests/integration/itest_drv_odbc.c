@@ -908,6 +908,79 @@ static void t_pg_deferred_fk(void)
     drv_close(c);
 }
 
+/* drv_exec_prepare with no parameters. */
+static int sql_prepare(drv_conn *c, const xac_xid *x, const char *sql, drv_prepare_at *at,
+                       xac_err *e)
+{
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(e);
+    int rc = drv_exec_prepare(c, x, sql, strlen(sql), NULL, 0, &r, at, e);
+    xac_rows_free(&r);
+    return rc;
+}
+
+/* The statement and its PREPARE TRANSACTION in one query: a failing
+ * statement, or a refused PREPARE TRANSACTION, is an error at EXEC with
+ * nothing prepared, and the branch rolls back; a trailing ';' or line comment changes nothing; a
+ * statement the dialect refuses is not sent; the connection goes on. */
+static void t_pg_exec_prepare(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    drv_conn *c = open_conn(d), *o = open_conn(d);
+    xac_xid x;
+    xac_err e;
+    drv_prepare_at at;
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
+    dt_sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
+    dt_sql_ok(c, "CREATE TABLE odbc_child (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES "
+                 "odbc_parent(id) DEFERRABLE INITIALLY DEFERRED)");
+    dt_sql_ok(c, "INSERT INTO odbc_parent VALUES (1)");
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_prepare(c, &x, "INSERT INTO odbc_parent VALUES (1)", &at, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
+    CU_ASSERT_FALSE(in_doubt(o, &x));
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    /* psqlodbc reports the refused PREPARE TRANSACTION at execute, as the
+     * statement's failure: the branch is rolled back all the same. */
+    CU_ASSERT_EQUAL(sql_prepare(c, &x, "INSERT INTO odbc_child VALUES (1, 99)", &at, &e),
+                    XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "with PREPARE TRANSACTION"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23503"));
+    CU_ASSERT_FALSE(c->broken);
+    CU_ASSERT_FALSE(in_doubt(o, &x));
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    static const char *const good[] = {"INSERT INTO odbc_child VALUES (2, 1);",
+                                       "INSERT INTO odbc_child VALUES (3, 1) -- note",
+                                       "INSERT INTO odbc_child VALUES (4, 1); -- note"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(sql_prepare(c, &x, good[i], &at, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+        CU_ASSERT_TRUE(in_doubt(o, &x));
+        CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_prepare(c, &x, "DELETE FROM odbc_child; COMMIT", &at, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_PREPARE_NOT_SENT);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
+    dt_sql_ok(c, "DROP TABLE odbc_child");
+    dt_sql_ok(c, "DROP TABLE odbc_parent");
+    drv_close(c);
+    drv_close(o);
+}
+
 static void t_pg_error_dooms_branch(void)
 {
     dcase *d = &g_pg;
@@ -1217,6 +1290,21 @@ static void t_my_one_statement(void)
 
 static const char UPD[] = "UPDATE odbc_t SET name = ? WHERE id = ?";
 
+/* drv_exec_prepare of UPD. */
+static int exec_upd_prepare(drv_conn *c, const xac_xid *x, const char *name, long long id,
+                            drv_prepare_at *at, xac_rows *r, xac_err *e)
+{
+    xac_value p[2];
+    memset(p, 0, sizeof p);
+    p[0].type = XAC_T_TEXT;
+    p[0].s = name;
+    p[0].len = strlen(name);
+    p[1].type = XAC_T_INT;
+    p[1].i = id;
+    xac_err_clear(e);
+    return drv_exec_prepare(c, x, UPD, sizeof UPD - 1, p, 2, r, at, e);
+}
+
 static int exec_upd(drv_conn *c, const char *name, long long id, xac_err *e)
 {
     xac_value p[2];
@@ -1348,8 +1436,23 @@ static void t_pg_round_trips(void)
         CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
         CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e), XA_OK);
         px_expect(&px, "two statements", 3, 0, sel);
+        CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'd'"), 1);
+
+        /* The last statement with its PREPARE TRANSACTION (drv_exec_prepare):
+         * one message, then COMMIT PREPARED. */
+        static const char *const early[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'e' WHERE id = '60'",
+                                            "; PREPARE TRANSACTION '", "Q:COMMIT PREPARED '", NULL};
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        drv_prepare_at at;
+        CU_ASSERT_EQUAL(exec_upd_prepare(c, &x, "e", 60, &at, &r, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
+        CU_ASSERT_EQUAL(r.affected, 1);
+        CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
+        px_expect(&px, "the statement with its prepare", 2, 0, early);
+        CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'e'"), 1);
     }
-    CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'd'"), 1);
     drv_close(c);
     px_stop(&px);
     drv_close(plain);
@@ -1635,6 +1738,7 @@ int cu_register(void)
         {"Unix socket", pg_t_socket},
         {"extra connection-string pairs", pg_t_dsn_extras},
         {"deferred foreign key fails at prepare", t_pg_deferred_fk},
+        {"the last statement with its PREPARE TRANSACTION", t_pg_exec_prepare},
         {"an error dooms the branch", t_pg_error_dooms_branch},
         {"foreign gid is listed undecoded", t_pg_foreign_gid},
         {"statement timeout", t_pg_statement_timeout},

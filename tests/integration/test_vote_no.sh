@@ -35,6 +35,24 @@ expect_rolled_back bank_b "deferred FK violated at prepare, three branches"
 assert_eq "100 100 100" "$(bal_a $T) $(bal_b $T) $(bal_c $T)" "balances unchanged"
 assert_no_prepared "after the second no vote"
 
+it_log "the same pipelined: both branches are prepared with their last statements"
+# With xac --pipeline the COMMIT waits behind the statements, so xacd sends
+# bank_a's UPDATE with XA END; XA PREPARE, and bank_b's INSERT with PREPARE
+# TRANSACTION, which PostgreSQL refuses: the prepared MariaDB branch must be
+# rolled back.
+log_before=$(wc -l < "$IT_LOG")
+run_xac --pipeline "bank_a: UPDATE $T SET balance = balance - ? WHERE id = ?" -i 30 -i 1 \
+    "bank_b: UPDATE $T SET balance = balance + ? WHERE id = ?" -i 30 -i 1 \
+    "bank_b: INSERT INTO ${T}_child (id, acct) VALUES (?, ?)" -i 4 -i 999
+expect_rolled_back bank_b "deferred FK violated, pipelined"
+assert_contains "$XAC_OUT" "23503" "PostgreSQL's SQLSTATE 23503 is shown (pipelined)"
+assert_eq "100 100" "$(bal_a $T) $(bal_b $T)" "balances unchanged (pipelined)"
+assert_no_prepared "after the pipelined no vote"
+tail -n +"$((log_before + 1))" "$IT_LOG" | grep "the last statement on bank_a, XA END and XA PREPARE" > /dev/null ||
+    fail "xacd did not prepare bank_a's branch with its statement"
+tail -n +"$((log_before + 1))" "$IT_LOG" | grep "the last statement on bank_b, XA END and XA PREPARE" > /dev/null ||
+    fail "xacd did not send bank_b's last statement with its prepare"
+
 it_log "a valid child row commits"
 run_xac "bank_a: UPDATE $T SET balance = balance - ? WHERE id = ?" -i 30 -i 1 \
     "bank_b: INSERT INTO ${T}_child (id, acct) VALUES (?, ?)" -i 3 -i 1
