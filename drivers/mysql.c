@@ -1270,14 +1270,16 @@ static void local_rollback(my_conn *c)
  * The server stops at the first statement that fails: a failed statement's
  * transaction is rolled back here, and the branch is left as one the server
  * never heard of (a rollback asks nothing); a failed COMMIT is rolled back
- * too and answers XA_RBROLLBACK, a lost link XAER_RMFAIL. */
+ * too and answers XA_RBROLLBACK. A link lost anywhere after the query went
+ * out answers XAER_RMFAIL at COMMIT: the outcome is unknown. A link the
+ * server already closed is left to the usual path, which reports it. */
 static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, size_t sql_len,
                              const xac_value *params, size_t nparams, xac_rows *rows,
                              drv_onephase_at *at, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
     *at = DRV_ONEPHASE_NOT_SENT;
-    if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due || !c->multi_on)
+    if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due || !c->multi_on || link_closing(c))
         return XA_OK;
     char *folded = NULL;
     size_t flen = 0;
@@ -1336,6 +1338,13 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     c->state = BR_NONE;
     c->start_due = false;
 out:
+    if (rc == XAER_RMFAIL) {
+        /* The link went away with the query sent: the server may have run it
+         * to the end, COMMIT included. */
+        *at = DRV_ONEPHASE_COMMIT;
+        c->state = BR_NONE;
+        c->start_due = false;
+    }
     free(q);
     return rc;
 }
@@ -1346,14 +1355,16 @@ out:
  * branch, with or without its deferred START. The server stops at the first
  * statement that fails. Until the statement has run, the answer is XA START's
  * or the statement's, as my_exec gives it, and the branch is as my_exec would
- * leave it; after, it is XA END's or XA PREPARE's, as my_prepare gives it. */
+ * leave it; after, it is XA END's or XA PREPARE's, as my_prepare gives it. A
+ * link lost anywhere after the query went out is XAER_RMFAIL as the vote:
+ * the branch may be prepared. */
 static int my_exec_prepare(drv_conn *dc, const xac_xid *xid, const char *sql, size_t sql_len,
                            const xac_value *params, size_t nparams, xac_rows *rows,
                            drv_prepare_at *at, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
     *at = DRV_PREPARE_NOT_SENT;
-    if (!own(c, xid) || c->state != BR_ACTIVE || c->end_due || !c->multi_on)
+    if (!own(c, xid) || c->state != BR_ACTIVE || c->end_due || !c->multi_on || link_closing(c))
         return XA_OK;
     xac_err e;
     char start[XID_LIT_MAX + 64] = "", tail[2 * XID_LIT_MAX + 140], end[XID_LIT_MAX + 64],
@@ -1416,8 +1427,14 @@ static int my_exec_prepare(drv_conn *dc, const xac_xid *xid, const char *sql, si
     c->state = BR_PREPARED;
     rc = XA_OK;
 out:
-    if (*at == DRV_PREPARE_EXEC && XA_IS_RB(rc) && c->state == BR_ACTIVE && !c->start_due)
+    if (rc == XAER_RMFAIL) {
+        /* The link went away with the query sent: the server may have run it
+         * to the end, XA PREPARE included. */
+        *at = DRV_PREPARE_VOTE;
+        c->start_due = false;
+    } else if (*at == DRV_PREPARE_EXEC && XA_IS_RB(rc) && c->state == BR_ACTIVE && !c->start_due) {
         set_rbonly(c, rc, err);
+    }
     free(q);
     return rc;
 }

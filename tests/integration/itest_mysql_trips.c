@@ -13,6 +13,7 @@
  * text, every byte, extremes) stored exactly as the prepared path stores
  * them, '?' in literals and comments left alone, and the cases left to the
  * usual path. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -827,6 +828,75 @@ static void test_early_prepare(void)
     drv_close(a);
 }
 
+/* A link killed while the fused query waits for a row lock: the server may
+ * have run it to the end for all xacd can tell, so the one-query commit
+ * answers XAER_RMFAIL as the commit's outcome (unknown), and the statement
+ * with its prepare answers XAER_RMFAIL as the vote (maybe prepared); neither
+ * reports a plain statement failure. Here the server ran neither. */
+typedef struct killed_arg {
+    drv_conn *c;
+    xac_xid x;
+    bool one_phase;
+    int rc;
+    int at;
+} killed_arg;
+
+static void *killed_main(void *p)
+{
+    killed_arg *k = p;
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err e;
+    if (k->one_phase) {
+        drv_onephase_at at;
+        k->rc = fused(k->c, &k->x, UPD, 1, 3100, &at, &r, &e);
+        k->at = (int)at;
+    } else {
+        drv_prepare_at at;
+        k->rc = early(k->c, &k->x, UPD, 1, 3100, &at, &r, &e);
+        k->at = (int)at;
+    }
+    xac_rows_free(&r);
+    return NULL;
+}
+
+static void test_fused_link_killed(void)
+{
+    NEED_ENV();
+    drv_conn *h = dt_conn(&g_conf), *k = dt_conn(&g_conf);
+    dt_sql_ok(k, "DELETE FROM " T " WHERE id >= 3000");
+    dt_sql_ok(k, "INSERT INTO " T " (id, v) VALUES (3100, 0)");
+    xac_err e;
+    for (int one_phase = 0; one_phase < 2; one_phase++) {
+        xac_xid hx;
+        new_xid(&hx);
+        CU_ASSERT_EQUAL_FATAL(drv_start(h, &hx, &e), XA_OK);
+        CU_ASSERT_EQUAL_FATAL(exec_params(h, UPD, 1, 3100, &e), XA_OK); /* holds the row */
+        killed_arg a = {.c = dt_conn(&g_conf), .one_phase = one_phase != 0};
+        long long victim = session_id(a.c);
+        new_xid(&a.x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(a.c, &a.x, &e), XA_OK);
+        pthread_t th;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, killed_main, &a), 0);
+        CU_ASSERT_TRUE(dt_wait_lock_wait(&g_conf));
+        char sql[64];
+        snprintf(sql, sizeof sql, "KILL %lld", victim);
+        dt_sql_ok(k, sql);
+        pthread_join(th, NULL);
+        CU_ASSERT_EQUAL(a.rc, XAER_RMFAIL);
+        CU_ASSERT_EQUAL(a.at, one_phase ? (int)DRV_ONEPHASE_COMMIT : (int)DRV_PREPARE_VOTE);
+        CU_ASSERT_TRUE(a.c->broken);
+        drv_close(a.c);
+        CU_ASSERT_EQUAL(drv_end(h, &hx, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_rollback(h, &hx, &e), XA_OK);
+        CU_ASSERT_FALSE(prepared_on(k, &a.x));
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(k, "SELECT v FROM " T " WHERE id = 3100"), 0);
+    dt_sql_ok(k, "DELETE FROM " T " WHERE id >= 3000");
+    drv_close(h);
+    drv_close(k);
+}
+
 /* XA START refused (the XID is another session's: XAER_DUPID) is reported as
  * START's failure, folded or not; the statement did not run, a rollback of
  * the never-started branch succeeds without touching the other session's,
@@ -1095,6 +1165,7 @@ int cu_register(void)
                                    {"fold_start_fails", test_fold_start_fails},
                                    {"fused_one_phase", test_fused_one_phase},
                                    {"early_prepare", test_early_prepare},
+                                   {"fused_link_killed", test_fused_link_killed},
                                    {"fold_values", test_fold_values},
                                    {"fold_fallbacks", test_fold_fallbacks},
                                    {NULL, NULL}};
