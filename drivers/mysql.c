@@ -1262,11 +1262,45 @@ static void local_rollback(my_conn *c)
     }
 }
 
+/* my_exec_one_phase on a session in autocommit mode (the server's default):
+ * the statement alone is a transaction that commits when it succeeds and
+ * leaves nothing when it fails, and there is one answer to wait for instead
+ * of three. */
+static int one_phase_autocommit(my_conn *c, const char *sql, size_t sql_len,
+                                const xac_value *params, size_t nparams, xac_rows *rows,
+                                drv_onephase_at *at, xac_err *err)
+{
+    char *q = NULL;
+    size_t qlen = 0;
+    if (!drv_mysql_fold(c->m, "", sql, sql_len, params, nparams, FOLD_MAX, &q, &qlen))
+        return XA_OK;
+    xac_rows_free(rows);
+    *at = DRV_ONEPHASE_EXEC;
+    int rc = XA_OK;
+    if (mysql_real_query(c->m, q, (unsigned long)qlen) != 0) {
+        rc = fail(c, DRV_STEP_EXEC, "exec", err);
+    } else {
+        skip_result(c); /* a foldable statement returns no rows */
+        rows->has_rows = false;
+        rows->affected = (uint64_t)mysql_affected_rows(c->m);
+    }
+    if (rc == XA_OK || rc == XAER_RMFAIL) {
+        /* Committed; or the link went away with the statement sent, and it
+         * may have committed: unknown. */
+        *at = DRV_ONEPHASE_COMMIT;
+        c->state = BR_NONE;
+        c->start_due = false;
+    }
+    free(q);
+    return rc;
+}
+
 /* The branch's only statement, its commit known to follow at once: a branch
  * that will never be prepared needs no XA, and a plain local transaction does
  * the same (a link lost before COMMIT rolls back either) for less work on the
- * server, so "START TRANSACTION; <statement, values in place>; COMMIT" goes
- * out as one query. Only a foldable statement (see fold_build) goes this way.
+ * server: the statement alone in autocommit mode (one_phase_autocommit), else
+ * "START TRANSACTION; <statement, values in place>; COMMIT" as one query.
+ * Only a foldable statement (see fold_build) goes this way.
  * The server stops at the first statement that fails: a failed statement's
  * transaction is rolled back here, and the branch is left as one the server
  * never heard of (a rollback asks nothing); a failed COMMIT is rolled back
@@ -1281,6 +1315,10 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     *at = DRV_ONEPHASE_NOT_SENT;
     if (!own(c, xid) || c->state != BR_ACTIVE || !c->start_due || !c->multi_on || link_closing(c))
         return XA_OK;
+    unsigned int status = 0;
+    if (mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_STATUS, &status) == 0 &&
+        (status & SERVER_STATUS_AUTOCOMMIT) && !(status & SERVER_STATUS_IN_TRANS))
+        return one_phase_autocommit(c, sql, sql_len, params, nparams, rows, at, err);
     char *folded = NULL;
     size_t flen = 0;
     static const char commit[] = "; COMMIT";

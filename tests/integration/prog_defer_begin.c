@@ -411,7 +411,7 @@ int main(int argc, char **argv)
           atomic_load(&r.turns) - t0);
 
     /* One deferred statement and its COMMIT: xacd runs them in one query
-     * (START TRANSACTION; stmt; COMMIT: one branch needs no XA). */
+     * (in autocommit mode, a local transaction: one branch needs no XA). */
     xac_param p4096[] = {xac_int(4096)};
     t0 = atomic_load(&r.turns);
     rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);

@@ -311,7 +311,7 @@ case_vote_no() {
 
 # A transaction on one resource, committed in one phase.
 # With --pipeline the COMMIT arrives with the statement, and on MariaDB xacd
-# runs both in one query (START TRANSACTION; UPDATE; COMMIT).
+# runs both in one query (the UPDATE in autocommit mode, a local transaction).
 case_one_phase() {
     local point=$1 expect=$2 res=$3 pipe=${4:-}
     new_case "$point, one resource ($res${pipe:+, $pipe})" "$res"
