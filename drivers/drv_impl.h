@@ -38,12 +38,13 @@ bool drv_mysql_errno_is_connection_loss(unsigned err);
 
 struct st_mysql;
 /* prefix, then sql with each '?' replaced by params' SQL literals, escaped
- * for m's character set, into a new buffer of at most max bytes (*out,
- * *outlen; the caller frees it). False, with nothing allocated, when sql is
- * not an INSERT/UPDATE/DELETE/REPLACE whose reading is certain or a value
- * has no exact literal. Defined in mysql_fold.c. */
+ * for m's character set, then suffix (after a newline when sql ends in a
+ * line comment), into a new buffer of at most max bytes (*out, *outlen; the
+ * caller frees it). False, with nothing allocated, when sql is not an
+ * INSERT/UPDATE/DELETE/REPLACE whose reading is certain or a value has no
+ * exact literal. Defined in mysql_fold.c. */
 bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, size_t len,
-                    const xac_value *params, size_t nparams, size_t max, char **out,
-                    size_t *outlen);
+                    const xac_value *params, size_t nparams, const char *suffix, size_t max,
+                    char **out, size_t *outlen);
 
 #endif

@@ -1166,7 +1166,7 @@ static bool fold_build(my_conn *c, const char *sql, size_t len, const xac_value 
     xac_err e;
     if (xa_sql(c, "START", &c->xid, "; ", start, sizeof start, &e) != XA_OK)
         return false;
-    return drv_mysql_fold(c->m, start, sql, len, params, nparams, FOLD_MAX, out, outlen);
+    return drv_mysql_fold(c->m, start, sql, len, params, nparams, "", FOLD_MAX, out, outlen);
 }
 
 /* Runs what fold_build made: an error of the first statement is XA START's,
@@ -1272,7 +1272,7 @@ static int one_phase_autocommit(my_conn *c, const char *sql, size_t sql_len,
 {
     char *q = NULL;
     size_t qlen = 0;
-    if (!drv_mysql_fold(c->m, "", sql, sql_len, params, nparams, FOLD_MAX, &q, &qlen))
+    if (!drv_mysql_fold(c->m, "", sql, sql_len, params, nparams, "", FOLD_MAX, &q, &qlen))
         return XA_OK;
     xac_rows_free(rows);
     *at = DRV_ONEPHASE_EXEC;
@@ -1319,19 +1319,11 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
     if (mariadb_get_infov(c->m, MARIADB_CONNECTION_SERVER_STATUS, &status) == 0 &&
         (status & SERVER_STATUS_AUTOCOMMIT) && !(status & SERVER_STATUS_IN_TRANS))
         return one_phase_autocommit(c, sql, sql_len, params, nparams, rows, at, err);
-    char *folded = NULL;
-    size_t flen = 0;
-    static const char commit[] = "; COMMIT";
-    if (!drv_mysql_fold(c->m, "START TRANSACTION; ", sql, sql_len, params, nparams, FOLD_MAX,
-                        &folded, &flen))
+    char *q = NULL;
+    size_t qlen = 0;
+    if (!drv_mysql_fold(c->m, "START TRANSACTION; ", sql, sql_len, params, nparams, "; COMMIT",
+                        FOLD_MAX, &q, &qlen))
         return XA_OK;
-    char *q = realloc(folded, flen + sizeof commit);
-    if (q == NULL) {
-        free(folded);
-        return XA_OK;
-    }
-    memcpy(q + flen, commit, sizeof commit);
-    size_t qlen = flen + sizeof commit - 1;
 
     xac_rows_free(rows);
     *at = DRV_ONEPHASE_EXEC;
@@ -1411,19 +1403,11 @@ static int my_exec_prepare(drv_conn *dc, const xac_xid *xid, const char *sql, si
         xa_sql(c, "END", xid, "", end, sizeof end, &e) != XA_OK ||
         xa_sql(c, "PREPARE", xid, "", prep, sizeof prep, &e) != XA_OK)
         return XA_OK;
-    int tl = snprintf(tail, sizeof tail, "; %s; %s", end, prep);
+    snprintf(tail, sizeof tail, "; %s; %s", end, prep);
     char *q = NULL;
     size_t qlen = 0;
-    if (!drv_mysql_fold(c->m, start, sql, sql_len, params, nparams, FOLD_MAX, &q, &qlen))
+    if (!drv_mysql_fold(c->m, start, sql, sql_len, params, nparams, tail, FOLD_MAX, &q, &qlen))
         return XA_OK;
-    char *grown = realloc(q, qlen + (size_t)tl + 1);
-    if (grown == NULL) {
-        free(q);
-        return XA_OK;
-    }
-    q = grown;
-    memcpy(q + qlen, tail, (size_t)tl + 1);
-    qlen += (size_t)tl;
 
     xac_rows_free(rows);
     *at = DRV_PREPARE_EXEC;

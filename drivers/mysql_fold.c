@@ -174,7 +174,8 @@ static size_t fold_size(const xac_value *v)
  * of (an executable comment, a backslash in double quotes, which ANSI_QUOTES
  * would read differently, an unclosed quote) means no fold. */
 bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, size_t len,
-                    const xac_value *params, size_t nparams, size_t max, char **out, size_t *outlen)
+                    const xac_value *params, size_t nparams, const char *suffix, size_t max,
+                    char **out, size_t *outlen)
 {
     *out = NULL;
     if (!fold_kind(sql, len))
@@ -190,7 +191,8 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     if (cs == NULL ||
         (strcmp(cs, "utf8mb4") != 0 && strcmp(cs, "utf8mb3") != 0 && strcmp(cs, "utf8") != 0))
         return false;
-    size_t cap = strlen(prefix) + len + 2;
+    size_t slen = strlen(suffix);
+    size_t cap = strlen(prefix) + len + 2 + slen;
     for (size_t k = 0; k < nparams; k++)
         cap += fold_size(&params[k]);
     /* Text doubles as hex or escapes: leave big values to the binary
@@ -259,9 +261,11 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     }
     if (used != nparams)
         goto no;
-    /* The callers append statements: a line comment must not swallow them. */
+    /* A line comment must not swallow the statements of the suffix. */
     if (open_comment)
         b[pos++] = '\n';
+    memcpy(b + pos, suffix, slen);
+    pos += slen;
     *out = b;
     *outlen = pos;
     return true;

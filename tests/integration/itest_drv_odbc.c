@@ -1290,17 +1290,23 @@ static void t_my_one_statement(void)
 
 static const char UPD[] = "UPDATE odbc_t SET name = ? WHERE id = ?";
 
-/* drv_exec_prepare of UPD. */
-static int exec_upd_prepare(drv_conn *c, const xac_xid *x, const char *name, long long id,
-                            drv_prepare_at *at, xac_rows *r, xac_err *e)
+/* UPD's parameters. */
+static void upd_params(xac_value p[2], const char *name, long long id)
 {
-    xac_value p[2];
-    memset(p, 0, sizeof p);
+    memset(p, 0, 2 * sizeof *p);
     p[0].type = XAC_T_TEXT;
     p[0].s = name;
     p[0].len = strlen(name);
     p[1].type = XAC_T_INT;
     p[1].i = id;
+}
+
+/* drv_exec_prepare of UPD. */
+static int exec_upd_prepare(drv_conn *c, const xac_xid *x, const char *name, long long id,
+                            drv_prepare_at *at, xac_rows *r, xac_err *e)
+{
+    xac_value p[2];
+    upd_params(p, name, id);
     xac_err_clear(e);
     return drv_exec_prepare(c, x, UPD, sizeof UPD - 1, p, 2, r, at, e);
 }
@@ -1308,12 +1314,7 @@ static int exec_upd_prepare(drv_conn *c, const xac_xid *x, const char *name, lon
 static int exec_upd(drv_conn *c, const char *name, long long id, xac_err *e)
 {
     xac_value p[2];
-    memset(p, 0, sizeof p);
-    p[0].type = XAC_T_TEXT;
-    p[0].s = name;
-    p[0].len = strlen(name);
-    p[1].type = XAC_T_INT;
-    p[1].i = id;
+    upd_params(p, name, id);
     xac_rows r;
     xac_rows_init(&r);
     xac_err_clear(e);
