@@ -1623,8 +1623,8 @@ static int exec_impl(engine *e, txn *t, const char *resource, const char *sql, s
         xrc = drv_exec_one_phase(b->conn, &b->xid, sql, sql_len, params, nparams, rows, &at, &derr);
     } else if (last && (ahead->other_resources > 0 || t->nbr > 1) &&
                !e->cfg->resources[ridx].last_resource && b->conn->ops->exec_prepare != NULL) {
-        xac_logd("engine: gtrid %s: its COMMIT is waiting: the last statement on %s, XA END and "
-                 "XA PREPARE in one round trip if the driver can",
+        xac_logd("engine: gtrid %s: its COMMIT is waiting: the last statement on %s with its "
+                 "prepare in one round trip if the driver can",
                  t->gtrid, resource);
         xrc = drv_exec_prepare(b->conn, &b->xid, sql, sql_len, params, nparams, rows, &pat, &derr);
     }

@@ -12,9 +12,10 @@
 # What the restart must show, by point:
 #   - before the decision (after-start .. before-decision, before-rollback,
 #     after-first-rollback, before-one-phase, after-early-prepare): rolled
-#     back everywhere; after-early-prepare and, once more, before-decision
-#     and after-decision run with `xac --pipeline`, so that xacd prepares
-#     the MariaDB branches with their statements (checked in its log);
+#     back everywhere; after-early-prepare and, once more, before-decision,
+#     after-decision and the lrc-*-commit points run with `xac --pipeline`,
+#     so that xacd prepares the branches with their statements (checked in
+#     its log);
 #   - after it (after-decision .. before-end, journal-batch-synced,
 #     after-one-phase): committed everywhere;
 #   - journal-batch-written: the record was written but not synced, so a
@@ -207,24 +208,30 @@ transfer_args() {
     done
 }
 
+# run_stranded POINT: runs XARGS (pipelined when CASE_PIPE is --pipeline)
+# against an xacd armed to die at POINT, and sets STRAND_GTRID.
+run_stranded() {
+    log_mark
+    start_xacd XAC_CRASH_AT="$1"
+    run_xac ${CASE_PIPE:-} "${XARGS[@]}"
+    STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
+    if [ -n "${CASE_PIPE:-}" ]; then
+        # Pipelined, the client hears nothing before the COMMIT's answer:
+        # the gtrid comes from xacd's log, which also shows the branches
+        # prepared with their statements.
+        local early
+        early=$(tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "with its prepare in one round trip" || true)
+        [ -n "$early" ] || fail "$CASE_NAME: xacd did not prepare a branch with its statement"
+        STRAND_GTRID=$(printf '%s\n' "$early" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1)
+    fi
+}
+
 # strand POINT RESOURCE...: runs a transfer that xacd dies in at POINT.
 strand() {
     local point=$1
     shift
     transfer_args "$@"
-    log_mark
-    start_xacd XAC_CRASH_AT="$point"
-    run_xac ${CASE_PIPE:-} "${XARGS[@]}"
-    STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
-    if [ -n "${CASE_PIPE:-}" ]; then
-        # Pipelined, the client hears nothing before the COMMIT's answer:
-        # the gtrid comes from xacd's log, which also shows the MariaDB
-        # branches prepared with their statements.
-        local early
-        early=$(tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "XA END and XA PREPARE in one round trip" || true)
-        [ -n "$early" ] || fail "$CASE_NAME: xacd did not prepare the MariaDB branch with its statement"
-        STRAND_GTRID=$(printf '%s\n' "$early" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1)
-    fi
+    run_stranded "$point"
     if [ "$point" = before-end ]; then
         # The END record is written after the reply: the client has its answer.
         assert_eq 0 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (after the reply)"
@@ -517,21 +524,9 @@ wait_marker() {
 # The commit steps of a transaction with a last resource.
 case_lrc() {
     local point=$1 expect=$2
-    lrc_setup "$point, last resource (bank_a bank_b bank_m)"
+    lrc_setup "$point, last resource (bank_a bank_b bank_m)${CASE_PIPE:+, $CASE_PIPE}"
     lrc_args
-    log_mark
-    start_xacd XAC_CRASH_AT="$point"
-    run_xac ${CASE_PIPE:-} "${XARGS[@]}"
-    STRAND_GTRID=$(printf '%s\n' "$XAC_OUT" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1 || true)
-    if [ -n "${CASE_PIPE:-}" ]; then
-        # Pipelined, the client hears nothing before the COMMIT's answer:
-        # the gtrid comes from xacd's log, which also shows the MariaDB
-        # branches prepared with their statements.
-        local early
-        early=$(tail -n +"$((LOG_MARK + 1))" "$IT_LOG" | grep "XA END and XA PREPARE in one round trip" || true)
-        [ -n "$early" ] || fail "$CASE_NAME: xacd did not prepare the MariaDB branch with its statement"
-        STRAND_GTRID=$(printf '%s\n' "$early" | grep -o "$IT_NODE\.[0-9a-f]*\.[0-9a-f]*" | head -1)
-    fi
+    run_stranded "$point"
     assert_eq 3 "$XAC_RC" "$CASE_NAME: xac exit code when xacd dies at $point (outcome unknown)"
     not_reached_check "$point"
     crashed_at "$point"
@@ -559,7 +554,7 @@ case_lrc() {
 # them and removes them.
 case_lrc_forget() {
     local point=$1
-    lrc_setup "$point, last resource (bank_a bank_b bank_m)"
+    lrc_setup "$point, last resource (bank_a bank_b bank_m)${CASE_PIPE:+, $CASE_PIPE}"
     lrc_args
     log_mark
     start_xacd XAC_CRASH_AT="$point"
@@ -653,8 +648,14 @@ run_point() {
         case_recovery "$p" after-prepare-all rolled_back bank_b
         case_recovery "$p" after-prepare-all rolled_back bank_b bank_d
         ;;
-    lrc-before-commit) case_lrc "$p" rolled_back ;;
-    lrc-after-commit) case_lrc "$p" committed ;;
+    lrc-before-commit)
+        case_lrc "$p" rolled_back
+        CASE_PIPE=--pipeline case_lrc "$p" rolled_back
+        ;;
+    lrc-after-commit)
+        case_lrc "$p" committed
+        CASE_PIPE=--pipeline case_lrc "$p" committed
+        ;;
     lrc-before-forget) case_lrc_forget "$p" ;;
     rec-after-fence) case_lrc_recovery "$p" lrc-before-commit rolled_back ;;
     rec-after-adopt) case_lrc_recovery "$p" lrc-after-commit committed ;;
