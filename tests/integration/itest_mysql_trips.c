@@ -85,6 +85,7 @@ static int exec_params(drv_conn *c, const char *sql, long long a, long long b, x
 }
 
 static const char UPD[] = "UPDATE " T " SET v = v + ? WHERE id = ?";
+static const char INS[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
 
 /* ------------------------------------------------------------ counting */
 
@@ -320,17 +321,16 @@ static void test_cache_hits(void)
     CU_ASSERT_EQUAL(exec_params(c, "UPDATE " T " SET v = v - ? WHERE id = ?", 0, 10, &e), XA_OK);
     CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 2);
     /* A statement that fails keeps its handle: the next exec is a hit. */
-    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
-    CU_ASSERT_EQUAL(exec_params(c, ins, 1000, 0, &e), XA_OK);
-    CU_ASSERT_EQUAL(exec_params(c, ins, 1000, 0, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(exec_params(c, INS, 1000, 0, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, INS, 1000, 0, &e), XAER_RMERR);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
-    CU_ASSERT_EQUAL(exec_params(c, ins, 1001, 0, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, INS, 1001, 0, &e), XA_OK);
     CU_ASSERT_EQUAL(status(c, "COM_STMT_PREPARE", false) - p0, 3);
     /* Too many or too few parameters for a cached statement: refused as before. */
     xac_value one = {.type = XAC_T_INT, .i = 1};
     xac_rows r;
     xac_rows_init(&r);
-    CU_ASSERT_EQUAL(drv_exec(c, ins, sizeof ins - 1, &one, 1, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(drv_exec(c, INS, sizeof INS - 1, &one, 1, &r, &e), XAER_RMERR);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "2 '?' placeholder(s) but 1 parameter(s)"));
     /* Rows come back from statements with a result, which are not kept. */
     static const char sel[] = "SELECT v FROM " T " WHERE id = ? AND v >= ?";
@@ -629,19 +629,18 @@ static void test_fold_dup_key(void)
     drv_conn *c = dt_conn(&g_conf);
     dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 2000");
     dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (2000, 0)");
-    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
     xac_err e1, e2;
     xac_xid x;
     /* The prepared path: the statement is the branch's second. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e1), XA_OK);
     CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 2000, &e1), XA_OK);
-    int rc1 = exec_params(c, ins, 2000, 5, &e1);
+    int rc1 = exec_params(c, INS, 2000, 5, &e1);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e2), XA_OK);
     /* The folded path. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e2), XA_OK);
-    int rc2 = exec_params(c, ins, 2000, 5, &e2);
+    int rc2 = exec_params(c, INS, 2000, 5, &e2);
     CU_ASSERT_EQUAL(rc1, XAER_RMERR);
     CU_ASSERT_EQUAL(rc2, rc1);
     CU_ASSERT_STRING_EQUAL(e2.msg, e1.msg);
@@ -649,7 +648,7 @@ static void test_fold_dup_key(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "exec failed"));
     CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "MariaDB error 1062"));
     /* START did go out: the branch lives on, takes more work and commits. */
-    CU_ASSERT_EQUAL(exec_params(c, ins, 2001, 7, &e2), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, INS, 2001, 7, &e2), XA_OK);
     CU_ASSERT_EQUAL(drv_end(c, &x, &e2), XA_OK);
     CU_ASSERT_EQUAL(drv_commit(c, &x, true, &e2), XA_OK);
     CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT v FROM " T " WHERE id = 2001"), 7);
@@ -661,6 +660,13 @@ static void test_fold_dup_key(void)
 /* The statement and the one-phase commit in one query, as a local
  * transaction: a failed statement is rolled back at once and leaves nothing
  * open; what cannot go that way is not sent at all. */
+/* Rows from 3000 on are the fold tests' own: just row 3000, v = 0. */
+static void row_3000(drv_conn *c)
+{
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (3000, 0)");
+}
+
 static long long open_trx(drv_conn *c)
 {
     return dt_sql_int(c, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE "
@@ -671,9 +677,7 @@ static void test_fused_one_phase(void)
 {
     NEED_ENV();
     drv_conn *c = dt_conn(&g_conf), *a = dt_conn(&g_conf);
-    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
-    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (3000, 0)");
-    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    row_3000(c);
     xac_err e;
     xac_xid x;
     drv_onephase_at at;
@@ -683,7 +687,7 @@ static void test_fused_one_phase(void)
      * left open; the rollback after it asks nothing. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(fused(c, &x, ins, 3000, 5, &at, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(fused(c, &x, INS, 3000, 5, &at, &r, &e), XAER_RMERR);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
     CU_ASSERT_EQUAL(open_trx(c), 0);
@@ -714,7 +718,7 @@ static void test_fused_one_phase(void)
     /* The fused one commits, and the connection takes the next branch. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(fused(c, &x, ins, 3002, 9, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, INS, 3002, 9, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
     CU_ASSERT_EQUAL(r.affected, 1);
     CU_ASSERT_EQUAL(open_trx(c), 0);
@@ -727,7 +731,7 @@ static void test_fused_one_phase(void)
     dt_sql_ok(c, "SET autocommit = 0");
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(fused(c, &x, ins, 3002, 1, &at, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(fused(c, &x, INS, 3002, 1, &at, &r, &e), XAER_RMERR);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
     CU_ASSERT_EQUAL(open_trx(c), 0);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
@@ -735,7 +739,7 @@ static void test_fused_one_phase(void)
     log_on(a);
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(fused(c, &x, ins, 3004, 4, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(fused(c, &x, INS, 3004, 4, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
     CU_ASSERT_EQUAL(open_trx(c), 0);
     CU_ASSERT_EQUAL(
@@ -773,9 +777,7 @@ static void test_early_prepare(void)
 {
     NEED_ENV();
     drv_conn *c = dt_conn(&g_conf), *a = dt_conn(&g_conf);
-    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
-    dt_sql_ok(c, "INSERT INTO " T " (id, v) VALUES (3000, 0)");
-    static const char ins[] = "INSERT INTO " T " (id, v) VALUES (?, ?)";
+    row_3000(c);
     xac_err e;
     xac_xid x;
     drv_prepare_at at;
@@ -783,7 +785,7 @@ static void test_early_prepare(void)
     xac_rows_init(&r);
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(early(c, &x, ins, 3000, 5, &at, &r, &e), XAER_RMERR);
+    CU_ASSERT_EQUAL(early(c, &x, INS, 3000, 5, &at, &r, &e), XAER_RMERR);
     CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "MariaDB error 1062"));
     CU_ASSERT_FALSE(prepared_on(a, &x));
@@ -794,7 +796,7 @@ static void test_early_prepare(void)
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(exec_params(c, UPD, 1, 3000, &e), XA_OK);
-    CU_ASSERT_EQUAL(early(c, &x, ins, 3001, 7, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, INS, 3001, 7, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
     CU_ASSERT_EQUAL(r.affected, 1);
     CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3001"), 0);
@@ -805,7 +807,7 @@ static void test_early_prepare(void)
     /* A fresh branch prepared with its first statement, then rolled back. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(early(c, &x, ins, 3002, 9, &at, &r, &e), XA_OK);
+    CU_ASSERT_EQUAL(early(c, &x, INS, 3002, 9, &at, &r, &e), XA_OK);
     CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(dt_sql_int(a, "SELECT COUNT(*) FROM " T " WHERE id = 3002"), 0);
