@@ -438,6 +438,31 @@ int main(int argc, char **argv)
         rc = xac_commit(tx, &e);
     CHECK(rc == XAC_OK, "one deferred SELECT and COMMIT: committed (%s)", e.msg);
 
+    /* Two resources, the second one's statement failing between two on the
+     * first: the failure, then the rollback-only refusal of the EXEC behind
+     * it; the COMMIT rolls back the bank_a branch, which was not prepared
+     * (its last statement was refused). The script checks the balance and
+     * that no branch is left prepared. */
+    char bad_b[256];
+    snprintf(bad_b, sizeof bad_b, "UPDATE %s_missing SET balance = 0", argv[1]);
+    t0 = atomic_load(&r.turns);
+    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_b", bad_b, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, "bank_b") == 0 &&
+              strstr(e.msg, "_missing") != NULL,
+          "a failed statement between two on another resource rolls the pipelined COMMIT "
+          "back, naming bank_b: %s: %s: %s",
+          xac_strerror(rc), e.resource, e.msg);
+    CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
+          atomic_load(&r.turns) - t0);
+
     /* Another resource follows, so xacd prepares bank_a's branch with its
      * statement (XA END; XA PREPARE in the same query); the failure after
      * it must roll that prepared branch back (the script checks that no
