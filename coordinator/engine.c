@@ -812,7 +812,49 @@ static void job_commit(void *p)
              a->t->gtrid, conf->name, PHASE2_ATTEMPTS, drv_xa_name(b->rc), b->err.msg);
 }
 
-/* Runs fn on every branch of t in the given states, in parallel. */
+/* Phase two on every prepared branch, at once: a branch whose driver can
+ * send its commit without waiting gets it first (no worker needed), the
+ * others run on the worker pool meanwhile, then the sent ones' answers are
+ * read. A failed answer goes through job_commit's retries like any other. */
+static void commit_all(engine *e, txn *t, atomic_int *commits)
+{
+    step_arg args[JOURNAL_MAX_BRANCHES];
+    void *ptrs[JOURNAL_MAX_BRANCHES];
+    bool sent[JOURNAL_MAX_BRANCHES];
+    size_t n = 0;
+    for (size_t i = 0; i < t->nbr; i++) {
+        branch *b = &t->br[i];
+        sent[i] = b->state == BR_PREPARED && drv_commit_send(b->conn, &b->xid);
+        if (b->state == BR_PREPARED && !sent[i]) {
+            args[n] = (step_arg){e, t, b, commits};
+            ptrs[n] = &args[n];
+            n++;
+        }
+    }
+    run_all(e, job_commit, ptrs, n);
+    for (size_t i = 0; i < t->nbr; i++) {
+        if (!sent[i])
+            continue;
+        branch *b = &t->br[i];
+        xac_err err;
+        xac_err_clear(&err);
+        int rc = drv_commit_recv(b->conn, &b->xid, &err);
+        if (rc == XA_OK || rc == XA_HEURCOM) {
+            b->state = BR_DONE;
+            if (atomic_fetch_add(commits, 1) == 0)
+                fault_point(FAULT_AFTER_FIRST_COMMIT);
+            continue;
+        }
+        xac_logw("engine: gtrid %s: commit on %s failed (%s): %s; trying again", t->gtrid,
+                 rname(e, b), drv_xa_name(rc), err.msg);
+        step_arg a = {e, t, b, commits};
+        job_commit(&a);
+    }
+}
+
+/* Runs fn on every branch of t in the given states, in parallel. */ /* Runs fn on every branch of t
+                                                                        in the given states, in
+                                                                        parallel. */
 static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_int *counter)
 {
     size_t n = 0;
@@ -1785,7 +1827,7 @@ static int phase_two(engine *e, txn *t, const branch *last, bool recorded, char 
 
     atomic_int commits;
     atomic_init(&commits, 0);
-    fan_out(e, t, job_commit, 1u << BR_PREPARED, &commits);
+    commit_all(e, t, &commits);
     fault_point(FAULT_AFTER_COMMIT_ALL);
 
     size_t left = 0;

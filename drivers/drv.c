@@ -280,6 +280,17 @@ int drv_commit(drv_conn *c, const xac_xid *xid, bool one_phase, xac_err *err)
     return rc != XA_OK ? rc : c->ops->commit(c, xid, one_phase, err);
 }
 
+bool drv_commit_send(drv_conn *c, const xac_xid *xid)
+{
+    return c != NULL && !c->broken && c->ops->commit_send != NULL && xid != NULL &&
+           c->ops->commit_send(c, xid);
+}
+
+int drv_commit_recv(drv_conn *c, const xac_xid *xid, xac_err *err)
+{
+    return c->ops->commit_recv(c, xid, err);
+}
+
 int drv_rollback(drv_conn *c, const xac_xid *xid, xac_err *err)
 {
     int rc = usable(c, "rollback", err);

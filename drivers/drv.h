@@ -148,6 +148,13 @@ struct drv_ops {
     int (*exec_one_phase)(drv_conn *c, const xac_xid *xid, const char *sql, size_t sql_len,
                           const xac_value *params, size_t nparams, xac_rows *rows,
                           drv_onephase_at *at, xac_err *err);
+    /* Optional (NULL: never). Phase two in two halves, so that one thread
+     * can have several branches commit at once: commit_send sends the commit
+     * of the connection's own prepared branch and does not wait (false:
+     * nothing was sent, use commit); commit_recv waits for its answer, which
+     * is commit's, and must come before anything else on the connection. */
+    bool (*commit_send)(drv_conn *c, const xac_xid *xid);
+    int (*commit_recv)(drv_conn *c, const xac_xid *xid, xac_err *err);
     /* Optional (NULL: never). The branch's last statement, its XA END and
      * its XA PREPARE in one round trip, for an active branch of a transaction
      * whose two-phase commit is known to follow; see drv_exec_prepare. */
@@ -193,6 +200,10 @@ int drv_start(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_end(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_prepare(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_commit(drv_conn *c, const xac_xid *xid, bool one_phase, xac_err *err);
+/* The halves of drv_commit (two-phase) for the connection's own prepared
+ * branch; see drv_ops. drv_commit_send is false when nothing was sent. */
+bool drv_commit_send(drv_conn *c, const xac_xid *xid);
+int drv_commit_recv(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_rollback(drv_conn *c, const xac_xid *xid, xac_err *err);
 int drv_recover(drv_conn *c, drv_indoubt **out, size_t *n, xac_err *err);
 int drv_forget(drv_conn *c, const xac_xid *xid, xac_err *err);

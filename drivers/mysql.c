@@ -703,6 +703,42 @@ static int my_commit(drv_conn *dc, const xac_xid *xid, bool one_phase, xac_err *
     return rc;
 }
 
+/* XA COMMIT of the connection's own prepared branch, sent without waiting
+ * for the answer (Connector/C sends and reads a query separately). */
+static bool my_commit_send(drv_conn *dc, const xac_xid *xid)
+{
+    my_conn *c = (my_conn *)dc;
+    if (!own(c, xid) || c->state != BR_PREPARED)
+        return false;
+    char sql[XID_LIT_MAX + 64];
+    xac_err e;
+    if (xa_sql(c, "COMMIT", xid, "", sql, sizeof sql, &e) != XA_OK)
+        return false;
+    if (mysql_send_query(c->m, sql, (unsigned long)strlen(sql)) != 0) {
+        fail(c, DRV_STEP_COMMIT, "XA COMMIT", &e); /* a broken link is marked so */
+        return false;
+    }
+    return true;
+}
+
+/* The answer to my_commit_send, as my_commit would have given it. */
+static int my_commit_recv(drv_conn *dc, const xac_xid *xid, xac_err *err)
+{
+    (void)xid;
+    my_conn *c = (my_conn *)dc;
+    int rc = XA_OK;
+    if (mysql_read_query_result(c->m) != 0) {
+        rc = fail(c, DRV_STEP_COMMIT, "XA COMMIT", err);
+    } else {
+        MYSQL_RES *res = mysql_store_result(c->m);
+        if (res != NULL)
+            mysql_free_result(res);
+    }
+    if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
+        c->state = BR_NONE;
+    return rc;
+}
+
 static int my_rollback(drv_conn *dc, const xac_xid *xid, xac_err *err)
 {
     my_conn *c = (my_conn *)dc;
@@ -1490,4 +1526,6 @@ const drv_ops drv_mysql_ops = {
     .ping = my_ping,
     .exec_one_phase = my_exec_one_phase,
     .exec_prepare = my_exec_prepare,
+    .commit_send = my_commit_send,
+    .commit_recv = my_commit_recv,
 };

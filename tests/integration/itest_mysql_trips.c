@@ -925,6 +925,37 @@ static void test_fused_link_killed(void)
     drv_close(k);
 }
 
+/* Phase two in halves: XA COMMIT sent without waiting, the answer read
+ * after, one round trip; a branch that is not prepared is not sent. */
+static void test_commit_halves(void)
+{
+    NEED_ENV();
+    drv_conn *c = dt_conn(&g_conf), *o = dt_conn(&g_conf);
+    row_3000(c);
+    long long tid = session_id(c);
+    xac_err e;
+    xac_xid x;
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(exec_params(c, UPD, 5, 3000, &e), XA_OK);
+    CU_ASSERT_FALSE(drv_commit_send(c, &x)); /* active, not prepared */
+    CU_ASSERT_EQUAL(drv_end(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(drv_prepare(c, &x, &e), XA_OK);
+    log_on(o);
+    long long before = trips(o, tid);
+    CU_ASSERT_TRUE_FATAL(drv_commit_send(c, &x));
+    CU_ASSERT_EQUAL(drv_commit_recv(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(trips(o, tid) - before, 1);
+    log_off(o);
+    CU_ASSERT_FALSE(prepared_on(o, &x));
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT v FROM " T " WHERE id = 3000"), 5);
+    one_tx(c, TX_TWO_PHASE, 3000); /* the connection takes the next branch */
+    CU_ASSERT_EQUAL(dt_sql_int(o, "SELECT v FROM " T " WHERE id = 3000"), 6);
+    dt_sql_ok(c, "DELETE FROM " T " WHERE id >= 3000");
+    drv_close(c);
+    drv_close(o);
+}
+
 /* XA START refused (the XID is another session's: XAER_DUPID) is reported as
  * START's failure, folded or not; the statement did not run, a rollback of
  * the never-started branch succeeds without touching the other session's,
@@ -1194,6 +1225,7 @@ int cu_register(void)
                                    {"fused_one_phase", test_fused_one_phase},
                                    {"early_prepare", test_early_prepare},
                                    {"fused_link_killed", test_fused_link_killed},
+                                   {"commit_halves", test_commit_halves},
                                    {"fold_values", test_fold_values},
                                    {"fold_fallbacks", test_fold_fallbacks},
                                    {NULL, NULL}};
