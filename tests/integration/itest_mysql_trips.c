@@ -867,6 +867,7 @@ typedef struct killed_arg {
     bool one_phase;
     int rc;
     int at;
+    xac_err err;
 } killed_arg;
 
 static void *killed_main(void *p)
@@ -874,14 +875,13 @@ static void *killed_main(void *p)
     killed_arg *k = p;
     xac_rows r;
     xac_rows_init(&r);
-    xac_err e;
     if (k->one_phase) {
         drv_onephase_at at;
-        k->rc = fused(k->c, &k->x, UPD, 1, 3100, &at, &r, &e);
+        k->rc = fused(k->c, &k->x, UPD, 1, 3100, &at, &r, &k->err);
         k->at = (int)at;
     } else {
         drv_prepare_at at;
-        k->rc = early(k->c, &k->x, UPD, 1, 3100, &at, &r, &e);
+        k->rc = early(k->c, &k->x, UPD, 1, 3100, &at, &r, &k->err);
         k->at = (int)at;
     }
     xac_rows_free(&r);
@@ -906,11 +906,25 @@ static void test_fused_link_killed(void)
         CU_ASSERT_EQUAL_FATAL(drv_start(a.c, &a.x, &e), XA_OK);
         pthread_t th;
         CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, killed_main, &a), 0);
-        CU_ASSERT_TRUE(dt_wait_lock_wait(&g_conf));
-        char sql[64];
+        /* Its own lock wait, not another session's: killed before it sent
+         * the query, it would not send it at all. */
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %lld AND "
+                 "COMMAND = 'Query' AND STATE = 'Updating'",
+                 victim);
+        bool waiting = false;
+        for (int i = 0; i < 1500 && !waiting; i++) {
+            waiting = dt_sql_int(k, sql) == 1;
+            if (!waiting)
+                usleep(10000);
+        }
+        CU_ASSERT_TRUE_FATAL(waiting);
         snprintf(sql, sizeof sql, "KILL %lld", victim);
         dt_sql_ok(k, sql);
         pthread_join(th, NULL);
+        fprintf(stderr, "\n    %s, link killed: %s at %d: %s\n",
+                one_phase ? "one-phase" : "with its prepare", drv_xa_name(a.rc), a.at, a.err.msg);
         CU_ASSERT_EQUAL(a.rc, XAER_RMFAIL);
         CU_ASSERT_EQUAL(a.at, one_phase ? (int)DRV_ONEPHASE_COMMIT : (int)DRV_PREPARE_VOTE);
         CU_ASSERT_TRUE(a.c->broken);
