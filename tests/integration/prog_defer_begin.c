@@ -195,6 +195,31 @@ static void sleep_ms(long ms)
     }
 }
 
+/* BEGIN, sql_add on bank_a, bad on resource mid, sql_add on bank_a again,
+ * and COMMIT, all deferred: the COMMIT must roll back, naming mid and the
+ * missing table, in one client turn. */
+static void failing_between(xac_conn *c, relay *r, const char *mid, const char *bad,
+                            const char *what)
+{
+    xac_param p[] = {xac_int(2048)};
+    xac_tx *tx = NULL;
+    xac_error e;
+    int t0 = atomic_load(&r->turns);
+    int rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, mid, bad, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_exec_ex(tx, "bank_a", sql_add, p, 1, XAC_EXEC_DEFER, NULL, &e);
+    if (rc == XAC_OK)
+        rc = xac_commit(tx, &e);
+    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, mid) == 0 && strstr(e.msg, "_missing") != NULL,
+          "%s: %s: %s: %s", what, xac_strerror(rc), e.resource, e.msg);
+    CHECK(atomic_load(&r->turns) - t0 == 1, "... in %d client turns, expected 1",
+          atomic_load(&r->turns) - t0);
+}
+
 int main(int argc, char **argv)
 {
     const char *addr = getenv("XAC_ADDR"), *client = getenv("XAC_CLIENT"),
@@ -393,22 +418,7 @@ int main(int argc, char **argv)
 
     char bad[300];
     snprintf(bad, sizeof bad, "UPDATE %s_missing SET balance = 0", argv[1]);
-    t0 = atomic_load(&r.turns);
-    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_a", bad, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_commit(tx, &e);
-    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, "bank_a") == 0 &&
-              strstr(e.msg, "_missing") != NULL,
-          "a failed deferred EXEC rolls the pipelined COMMIT back: %s: %s: %s", xac_strerror(rc),
-          e.resource, e.msg);
-    CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
-          atomic_load(&r.turns) - t0);
+    failing_between(c, &r, "bank_a", bad, "a failed deferred EXEC rolls the pipelined COMMIT back");
 
     /* One deferred statement and its COMMIT: xacd runs them in one query
      * (in autocommit mode, a local transaction: one branch needs no XA). */
@@ -443,25 +453,11 @@ int main(int argc, char **argv)
      * it; the COMMIT rolls back the bank_a branch, which was not prepared
      * (its last statement was refused). The script checks the balance and
      * that no branch is left prepared. */
-    char bad_b[256];
+    char bad_b[300];
     snprintf(bad_b, sizeof bad_b, "UPDATE %s_missing SET balance = 0", argv[1]);
-    t0 = atomic_load(&r.turns);
-    rc = xac_begin_ex(c, 0, XAC_BEGIN_DEFER, &tx, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_b", bad_b, NULL, 0, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_exec_ex(tx, "bank_a", sql_add, p2048, 1, XAC_EXEC_DEFER, NULL, &e);
-    if (rc == XAC_OK)
-        rc = xac_commit(tx, &e);
-    CHECK(rc == XAC_EROLLBACK && strcmp(e.resource, "bank_b") == 0 &&
-              strstr(e.msg, "_missing") != NULL,
-          "a failed statement between two on another resource rolls the pipelined COMMIT "
-          "back, naming bank_b: %s: %s: %s",
-          xac_strerror(rc), e.resource, e.msg);
-    CHECK(atomic_load(&r.turns) - t0 == 1, "... in %d client turns, expected 1",
-          atomic_load(&r.turns) - t0);
+    failing_between(c, &r, "bank_b", bad_b,
+                    "a failed statement between two on another resource rolls the pipelined "
+                    "COMMIT back, naming bank_b");
 
     /* Another resource follows, so xacd prepares bank_a's branch with its
      * statement (XA END; XA PREPARE in the same query); the failure after
