@@ -755,6 +755,40 @@ static void job_prepare(void *p)
     }
 }
 
+/* What an answer rc (err) to a branch's commit means after the decision:
+ * true when the branch is done with (committed, already gone, or decided by
+ * the database on its own, which is logged), false when it must be tried
+ * again. */
+static bool commit_settled(step_arg *a, int rc, const xac_err *err)
+{
+    branch *b = a->b;
+    const char *res = rname(a->e, b);
+    b->rc = rc;
+    b->err = *err;
+    if (rc == XA_OK || rc == XA_HEURCOM) {
+        b->state = BR_DONE;
+        if (atomic_fetch_add(a->yes, 1) == 0)
+            fault_point(FAULT_AFTER_FIRST_COMMIT);
+        return true;
+    }
+    if (rc == XAER_NOTA) {
+        /* After our decision an unknown XID means it was already committed. */
+        xac_logi("engine: gtrid %s: %s does not know the branch any more at commit: "
+                 "already committed",
+                 a->t->gtrid, res);
+        b->state = BR_DONE;
+        return true;
+    }
+    if (rc == XA_HEURRB || rc == XA_HEURMIX || rc == XA_HEURHAZ) {
+        xac_loge("engine: gtrid %s: HEURISTIC outcome on %s at commit (%s): %s; the "
+                 "database decided on its own, check the data by hand",
+                 a->t->gtrid, res, drv_xa_name(rc), err->msg);
+        b->state = BR_DONE;
+        return true;
+    }
+    return false;
+}
+
 /* Phase two for one branch. The decision is durable, so this only ever
  * commits: it retries, moves to a fresh connection when the pinned one broke,
  * and finally leaves the branch to recovery. */
@@ -778,29 +812,8 @@ static void job_commit(void *p)
                 drv_close(c);
             }
         }
-        b->rc = rc;
-        b->err = err;
-        if (rc == XA_OK || rc == XA_HEURCOM) {
-            b->state = BR_DONE;
-            if (atomic_fetch_add(a->yes, 1) == 0)
-                fault_point(FAULT_AFTER_FIRST_COMMIT);
+        if (commit_settled(a, rc, &err))
             return;
-        }
-        if (rc == XAER_NOTA) {
-            /* After our decision an unknown XID means it was already committed. */
-            xac_logi("engine: gtrid %s: %s does not know the branch any more at commit: "
-                     "already committed",
-                     a->t->gtrid, conf->name);
-            b->state = BR_DONE;
-            return;
-        }
-        if (rc == XA_HEURRB || rc == XA_HEURMIX || rc == XA_HEURHAZ) {
-            xac_loge("engine: gtrid %s: HEURISTIC outcome on %s at commit (%s): %s; the "
-                     "database decided on its own, check the data by hand",
-                     a->t->gtrid, conf->name, drv_xa_name(rc), err.msg);
-            b->state = BR_DONE;
-            return;
-        }
         xac_logw("engine: gtrid %s: commit on %s failed, attempt %d of %d (%s): %s", a->t->gtrid,
                  conf->name, attempt, PHASE2_ATTEMPTS, drv_xa_name(rc), err.msg);
         if (attempt < PHASE2_ATTEMPTS)
@@ -824,8 +837,11 @@ static void commit_all(engine *e, txn *t, atomic_int *commits)
     size_t n = 0;
     for (size_t i = 0; i < t->nbr; i++) {
         branch *b = &t->br[i];
-        sent[i] = b->state == BR_PREPARED && drv_commit_send(b->conn, &b->xid);
-        if (b->state == BR_PREPARED && !sent[i]) {
+        sent[i] = false;
+        if (b->state != BR_PREPARED)
+            continue;
+        sent[i] = drv_commit_send(b->conn, &b->xid);
+        if (!sent[i]) {
             args[n] = (step_arg){e, t, b, commits};
             ptrs[n] = &args[n];
             n++;
@@ -836,25 +852,19 @@ static void commit_all(engine *e, txn *t, atomic_int *commits)
         if (!sent[i])
             continue;
         branch *b = &t->br[i];
+        step_arg a = {e, t, b, commits};
         xac_err err;
         xac_err_clear(&err);
         int rc = drv_commit_recv(b->conn, &b->xid, &err);
-        if (rc == XA_OK || rc == XA_HEURCOM) {
-            b->state = BR_DONE;
-            if (atomic_fetch_add(commits, 1) == 0)
-                fault_point(FAULT_AFTER_FIRST_COMMIT);
+        if (commit_settled(&a, rc, &err))
             continue;
-        }
         xac_logw("engine: gtrid %s: commit on %s failed (%s): %s; trying again", t->gtrid,
                  rname(e, b), drv_xa_name(rc), err.msg);
-        step_arg a = {e, t, b, commits};
         job_commit(&a);
     }
 }
 
-/* Runs fn on every branch of t in the given states, in parallel. */ /* Runs fn on every branch of t
-                                                                        in the given states, in
-                                                                        parallel. */
+/* Runs fn on every branch of t in the given states, in parallel. */
 static void fan_out(engine *e, txn *t, job_fn fn, unsigned state_mask, atomic_int *counter)
 {
     size_t n = 0;
