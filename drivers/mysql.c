@@ -182,9 +182,18 @@ static int stmt_fail(my_conn *c, MYSQL_STMT *st, const char *what, xac_err *err)
 
 /* Runs a statement that returns no rows; drains any result so the connection
  * stays in sync. */
-static int run(my_conn *c, drv_step step, const char *what, const char *sql, xac_err *err)
+/* Frees what the current result of a multi-statement query holds. */
+static void skip_result(my_conn *c)
 {
-    if (mysql_real_query(c->m, sql, strlen(sql)) != 0)
+    MYSQL_RES *res = mysql_store_result(c->m);
+    if (res != NULL)
+        mysql_free_result(res);
+}
+
+/* The answer to a statement sent with mysql_send_query, any rows dropped. */
+static int answer(my_conn *c, drv_step step, const char *what, xac_err *err)
+{
+    if (mysql_read_query_result(c->m) != 0)
         return fail(c, step, what, err);
     MYSQL_RES *res = mysql_store_result(c->m);
     if (res != NULL)
@@ -192,6 +201,13 @@ static int run(my_conn *c, drv_step step, const char *what, const char *sql, xac
     else if (mysql_errno(c->m) != 0)
         return fail(c, step, what, err);
     return XA_OK;
+}
+
+static int run(my_conn *c, drv_step step, const char *what, const char *sql, xac_err *err)
+{
+    if (mysql_send_query(c->m, sql, strlen(sql)) != 0)
+        return fail(c, step, what, err);
+    return answer(c, step, what, err);
 }
 
 /* Builds "XA <verb> <xid literal><suffix>". */
@@ -494,8 +510,7 @@ static int end_then(my_conn *c, drv_step step, const char *verb, const char *suf
             return fail(c, step, what, err);
         if (nr < 0)
             break;
-        if ((res = mysql_store_result(c->m)) != NULL)
-            mysql_free_result(res);
+        skip_result(c);
     }
     return XA_OK;
 }
@@ -726,14 +741,7 @@ static int my_commit_recv(drv_conn *dc, const xac_xid *xid, xac_err *err)
 {
     (void)xid;
     my_conn *c = (my_conn *)dc;
-    int rc = XA_OK;
-    if (mysql_read_query_result(c->m) != 0) {
-        rc = fail(c, DRV_STEP_COMMIT, "XA COMMIT", err);
-    } else {
-        MYSQL_RES *res = mysql_store_result(c->m);
-        if (res != NULL)
-            mysql_free_result(res);
-    }
+    int rc = answer(c, DRV_STEP_COMMIT, "XA COMMIT", err);
     if (rc == XA_OK || XA_IS_RB(rc) || rc == XAER_NOTA)
         c->state = BR_NONE;
     return rc;
@@ -1213,9 +1221,7 @@ static int exec_folded(my_conn *c, const char *q, size_t qlen, xac_rows *rows, x
     if (mysql_real_query(c->m, q, (unsigned long)qlen) != 0)
         return fail(c, DRV_STEP_START, "XA START", err);
     c->start_due = false;
-    MYSQL_RES *res = mysql_store_result(c->m);
-    if (res != NULL)
-        mysql_free_result(res);
+    skip_result(c);
     int nr = mysql_next_result(c->m);
     if (nr > 0)
         return fail(c, DRV_STEP_EXEC, "exec", err);
@@ -1280,14 +1286,6 @@ done:
     return rc;
 }
 
-/* Frees what the current result of a multi-statement query holds. */
-static void skip_result(my_conn *c)
-{
-    MYSQL_RES *res = mysql_store_result(c->m);
-    if (res != NULL)
-        mysql_free_result(res);
-}
-
 /* Rolls back the local transaction my_exec_one_phase opened; the server does
  * the same if the link is gone. */
 static void local_rollback(my_conn *c)
@@ -1295,6 +1293,20 @@ static void local_rollback(my_conn *c)
     if (!c->base.broken && mysql_real_query(c->m, "ROLLBACK", 8) != 0) {
         c->base.broken = true;
         drop_if_broken(c);
+    }
+}
+
+/* The end of a one-query commit that went out: a link lost on the way leaves
+ * the outcome unknown (the server may have run the query to the end, commit
+ * included), and once at the commit the branch is gone from the connection,
+ * whatever the answer. */
+static void one_phase_settled(my_conn *c, int rc, drv_onephase_at *at)
+{
+    if (rc == XAER_RMFAIL)
+        *at = DRV_ONEPHASE_COMMIT;
+    if (*at == DRV_ONEPHASE_COMMIT) {
+        c->state = BR_NONE;
+        c->start_due = false;
     }
 }
 
@@ -1320,13 +1332,9 @@ static int one_phase_autocommit(my_conn *c, const char *sql, size_t sql_len,
         rows->has_rows = false;
         rows->affected = (uint64_t)mysql_affected_rows(c->m);
     }
-    if (rc == XA_OK || rc == XAER_RMFAIL) {
-        /* Committed; or the link went away with the statement sent, and it
-         * may have committed: unknown. */
+    if (rc == XA_OK)
         *at = DRV_ONEPHASE_COMMIT;
-        c->state = BR_NONE;
-        c->start_due = false;
-    }
+    one_phase_settled(c, rc, at);
     free(q);
     return rc;
 }
@@ -1401,16 +1409,8 @@ static int my_exec_one_phase(drv_conn *dc, const xac_xid *xid, const char *sql, 
                 rc = XA_RBROLLBACK;
         }
     }
-    c->state = BR_NONE;
-    c->start_due = false;
 out:
-    if (rc == XAER_RMFAIL) {
-        /* The link went away with the query sent: the server may have run it
-         * to the end, COMMIT included. */
-        *at = DRV_ONEPHASE_COMMIT;
-        c->state = BR_NONE;
-        c->start_due = false;
-    }
+    one_phase_settled(c, rc, at);
     free(q);
     return rc;
 }

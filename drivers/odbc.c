@@ -753,7 +753,6 @@ static int odbc_query(drv_odbc_conn *c, const char *sql, size_t sql_len, const x
         rows->affected = count > 0 ? (uint64_t)count : 0;
     }
     if (more != NULL && rc == XA_OK) {
-        *more = 0;
         while ((r = SQLMoreResults(st)) != SQL_NO_DATA) {
             if (!SQL_SUCCEEDED(r)) {
                 rc = odbc_fail(c, SQL_HANDLE_STMT, st, r, step, what, err);
@@ -861,14 +860,13 @@ static int odbc_forget(drv_conn *base, const xac_xid *xid, xac_err *err)
                        : ((drv_odbc_conn *)base)->dialect->forget((drv_odbc_conn *)base, xid, err);
 }
 
-/* Errors name the statement by its start, on one line. */
-static void odbc_what(const char *sql, size_t sql_len, char what[96])
+void drv_odbc_what(const char *sql, size_t sql_len, char what[DRV_ODBC_WHAT_MAX])
 {
     size_t n = sql_len < 60 ? sql_len : 60;
-    int w = snprintf(what, 96, "statement \"");
+    int w = snprintf(what, DRV_ODBC_WHAT_MAX, "statement \"");
     for (size_t i = 0; i < n; i++)
         what[w++] = (sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\t') ? ' ' : sql[i];
-    snprintf(what + w, 96 - (size_t)w, "%s\"", sql_len > n ? "..." : "");
+    snprintf(what + w, DRV_ODBC_WHAT_MAX - (size_t)w, "%s\"", sql_len > n ? "..." : "");
 }
 
 static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_value *params,
@@ -878,8 +876,8 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
     int rc = odbc_check(base, err);
     if (rc != XA_OK)
         return rc;
-    char what[96];
-    odbc_what(sql, sql_len, what);
+    char what[DRV_ODBC_WHAT_MAX];
+    drv_odbc_what(sql, sql_len, what);
     if (c->branch_active) {
         if (c->dialect->check_sql != NULL) {
             rc = c->dialect->check_sql(c, sql, sql_len, params, nparams, err);

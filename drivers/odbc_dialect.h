@@ -98,6 +98,9 @@ struct drv_odbc_dialect {
 extern const drv_odbc_dialect drv_odbc_postgresql;
 extern const drv_odbc_dialect drv_odbc_mysql;
 
+/* How errors name a statement: its start, on one line ("statement \"...\""). */
+#define DRV_ODBC_WHAT_MAX 96
+void drv_odbc_what(const char *sql, size_t sql_len, char what[DRV_ODBC_WHAT_MAX]);
 /* Runs sql with no parameters and throws any result away. what names the step
  * in the error message ("XA PREPARE"). */
 int drv_odbc_run(drv_odbc_conn *c, const char *sql, drv_step step, const char *what, xac_err *err);

@@ -614,12 +614,9 @@ static int pg_exec_prepare(drv_odbc_conn *c, const xac_xid *xid, const char *sql
         return XA_OK;
     memcpy(q, sql, len);
     memcpy(q + len, tail, tl);
-    char what[96];
-    snprintf(what, sizeof what, "statement \"%.*s%s\" with PREPARE TRANSACTION",
-             (int)(len < 50 ? len : 50), sql, len > 50 ? "..." : "");
-    for (char *p = what; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
+    char name[DRV_ODBC_WHAT_MAX], what[DRV_ODBC_WHAT_MAX + 32];
+    drv_odbc_what(sql, len, name);
+    snprintf(what, sizeof what, "%s with PREPARE TRANSACTION", name);
     *at = DRV_PREPARE_EXEC;
     c->branch_work = true;
     int more = 0;
