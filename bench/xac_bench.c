@@ -431,7 +431,11 @@ static void usage(void)
             "\n"
             "How long, how hard:\n"
             "  --clients LIST       comma-separated client counts, one point each\n"
-            "                       (default 1,8,64,256)\n"
+            "                       (default 1,8,64,256). A count given more than once\n"
+            "                       (1,1,1,1) also gets, after the ratios, xac against\n"
+            "                       each other mode pooled over those points (all\n"
+            "                       their transactions over all their time), with the\n"
+            "                       median and range of the pairs' ratios\n"
             "  --seconds S          measured time per point (default 5)\n"
             "  --transactions N     instead: measure N transactions per point (all clients\n"
             "                       together); the time is until the last one is done\n"
@@ -1019,6 +1023,45 @@ static void fmt_ratio(char *out, size_t cap, const point *a, const point *b)
         snprintf(out, cap, "%.3f", a->per_s / b->per_s);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* For a client count given more than once: xac against mode over all those
+ * points, pooled (every committed transaction over all measured time) and as
+ * the median and range of the pairs' ratios. One stall of a shared disk then
+ * moves one pair, not the figure. */
+static void print_pooled(const opts *o, const point *pts, int n, int wi, const char *mode)
+{
+    for (int i = 0; i < o->npoints; i++) {
+        bool first = true;
+        for (int k = 0; k < i && first; k++)
+            first = o->clients[k] != o->clients[i];
+        if (!first)
+            continue;
+        double r[MAX_POINTS];
+        int nr = 0;
+        double xc = 0, xs = 0, bc = 0, bs = 0;
+        for (int k = i; k < o->npoints; k++) {
+            const point *px = find_point(pts, n, wi, k, "xac");
+            const point *pb = find_point(pts, n, wi, k, mode);
+            if (o->clients[k] != o->clients[i] || px == NULL || pb == NULL || pb->per_s <= 0)
+                continue;
+            r[nr++] = px->per_s / pb->per_s;
+            xc += (double)px->committed, xs += px->seconds;
+            bc += (double)pb->committed, bs += pb->seconds;
+        }
+        if (nr < 2 || bc <= 0 || xs <= 0)
+            continue;
+        qsort(r, (size_t)nr, sizeof r[0], cmp_double);
+        double med = nr % 2 ? r[nr / 2] : (r[nr / 2 - 1] + r[nr / 2]) / 2;
+        xac_out("%d clients, %d pairs: xac/%s pooled %.3f, median %.3f, range %.3f-%.3f\n",
+                o->clients[i], nr, mode, (xc / xs) / (bc / bs), med, r[0], r[nr - 1]);
+    }
+}
+
 /* After each workload: how xac compares with its neighbours in time. */
 static void print_ratios(const opts *o, const point *pts, int n, int wi)
 {
@@ -1048,6 +1091,8 @@ static void print_ratios(const opts *o, const point *pts, int n, int wi)
             snprintf(dl, sizeof dl, "%+.3f", px->p99 - pl->p99);
         xac_out("%7d %10s %10s %17s %17s\n", o->clients[i], rd, rl, dd, dl);
     }
+    print_pooled(o, pts, n, wi, "direct");
+    print_pooled(o, pts, n, wi, "local");
     xac_out("\n");
 }
 

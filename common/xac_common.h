@@ -98,6 +98,8 @@ bool xac_xid_is_ours_on(const xac_xid *x, const char *node_id, const char *resou
  * reversible for any XID and at most XAC_PG_GID_MAX bytes. */
 int xac_xid_to_pg_gid(const xac_xid *x, char out[XAC_PG_GID_MAX + 1], xac_err *err);
 int xac_xid_from_pg_gid(const char *gid, xac_xid *x, xac_err *err);
+/* Whether the gtrid and bqual lengths are ones every text form can carry. */
+bool xac_xid_lengths_ok(const xac_xid *x);
 /* MySQL/MariaDB XID literal: X'<gtrid hex>',X'<bqual hex>',<format_id>. */
 int xac_xid_to_mysql(const xac_xid *x, char *out, size_t outlen, xac_err *err);
 /* Human form for DBAs, the same as MariaDB's XA RECOVER FORMAT='SQL':

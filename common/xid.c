@@ -29,6 +29,21 @@ bool xac_valid_name(const char *s, size_t maxlen)
     return n >= 1;
 }
 
+/* Writes v in base 10 or 16 (lower case) at o; returns the digits written.
+ * By hand, as snprintf costs more than the rest of a transaction's text. */
+static size_t put_u64(char *o, uint64_t v, unsigned base)
+{
+    static const char digits[] = "0123456789abcdef";
+    char d[20];
+    size_t n = 0;
+    do
+        d[n++] = digits[v % base];
+    while ((v /= base) != 0);
+    for (size_t k = 0; k < n; k++)
+        o[k] = d[n - 1 - k];
+    return n;
+}
+
 int xac_gtrid_make(char out[XAC_GTRID_MAX + 1], const char *node_id, uint64_t boot, uint64_t seq,
                    xac_err *err)
 {
@@ -36,8 +51,15 @@ int xac_gtrid_make(char out[XAC_GTRID_MAX + 1], const char *node_id, uint64_t bo
         return xac_err_set(err, XAC_EINVAL,
                            "invalid node id \"%s\": use 1 to %d of A-Z a-z 0-9 _ -",
                            node_id != NULL ? node_id : "(null)", XAC_NODE_ID_MAX);
-    /* At most 24 + 1 + 16 + 1 + 16 = 58 bytes, so it always fits. */
-    snprintf(out, XAC_GTRID_MAX + 1, "%s.%" PRIx64 ".%" PRIx64, node_id, boot, seq);
+    /* "<node>.<boot hex>.<seq hex>": at most 24 + 1 + 16 + 1 + 16 = 58 bytes,
+     * so it always fits. */
+    size_t n = strlen(node_id);
+    memcpy(out, node_id, n);
+    out[n++] = '.';
+    n += put_u64(out + n, boot, 16);
+    out[n++] = '.';
+    n += put_u64(out + n, seq, 16);
+    out[n] = '\0';
     return XAC_OK;
 }
 
@@ -233,7 +255,7 @@ static int parse_i32(const char *s, size_t n, int32_t *out)
 
 int xac_xid_to_pg_gid(const xac_xid *x, char out[XAC_PG_GID_MAX + 1], xac_err *err)
 {
-    if (x->gtrid_len < 1 || x->gtrid_len > XAC_GTRID_MAX || x->bqual_len > XAC_BQUAL_MAX)
+    if (!xac_xid_lengths_ok(x))
         return xac_err_set(err, XAC_EINVAL, "cannot make a PostgreSQL gid: bad XID lengths %u/%u",
                            x->gtrid_len, x->bqual_len);
     /* 11 + 1 + 86 + 1 + 86 = 185 bytes at most, under PostgreSQL's 200. */
@@ -270,18 +292,39 @@ int xac_xid_from_pg_gid(const char *gid, xac_xid *x, xac_err *err)
     return xac_xid_set(x, fid, g, gl, b, bl, err);
 }
 
+bool xac_xid_lengths_ok(const xac_xid *x)
+{
+    return x->gtrid_len >= 1 && x->gtrid_len <= XAC_GTRID_MAX && x->bqual_len <= XAC_BQUAL_MAX;
+}
+
 int xac_xid_to_mysql(const xac_xid *x, char *out, size_t outlen, xac_err *err)
 {
-    if (x->gtrid_len < 1 || x->gtrid_len > XAC_GTRID_MAX || x->bqual_len > XAC_BQUAL_MAX)
+    if (!xac_xid_lengths_ok(x))
         return xac_err_set(err, XAC_EINVAL, "cannot make a MySQL XID: bad XID lengths %u/%u",
                            x->gtrid_len, x->bqual_len);
-    char gh[2 * XAC_GTRID_MAX + 1], bh[2 * XAC_BQUAL_MAX + 1];
-    xac_hex_encode(x->gtrid, x->gtrid_len, gh);
-    xac_hex_encode(x->bqual, x->bqual_len, bh);
-    int n = snprintf(out, outlen, "X'%s',X'%s',%" PRId32, gh, bh, x->format_id);
-    if (n < 0 || (size_t)n >= outlen)
-        return xac_err_set(err, XAC_EINVAL, "MySQL XID literal needs %d bytes, buffer has %zu",
-                           n + 1, outlen);
+    /* X'<hex>',X'<hex>',<format id>: built by hand, as it goes out with
+     * every XA statement. */
+    size_t need = 2 + 2u * x->gtrid_len + 4 + 2u * x->bqual_len + 2 + 11 + 1;
+    if (need > outlen)
+        return xac_err_set(err, XAC_EINVAL,
+                           "MySQL XID literal needs up to %zu bytes, buffer has %zu", need, outlen);
+    size_t n = 0;
+    memcpy(out, "X'", 2);
+    n += 2;
+    xac_hex_encode(x->gtrid, x->gtrid_len, out + n);
+    n += 2u * x->gtrid_len;
+    memcpy(out + n, "',X'", 4);
+    n += 4;
+    xac_hex_encode(x->bqual, x->bqual_len, out + n);
+    n += 2u * x->bqual_len;
+    memcpy(out + n, "',", 2);
+    n += 2;
+    if (x->format_id < 0)
+        out[n++] = '-';
+    n +=
+        put_u64(out + n,
+                x->format_id < 0 ? (uint64_t)(-(int64_t)x->format_id) : (uint64_t)x->format_id, 10);
+    out[n] = '\0';
     return XAC_OK;
 }
 

@@ -517,7 +517,10 @@ static void table_remove_locked(engine *e, txn *t)
 static void ring_add_locked(engine *e, const char *gtrid, int state)
 {
     outcome *o = &e->ring[e->ring_next];
-    snprintf(o->gtrid, sizeof o->gtrid, "%s", gtrid);
+    /* No snprintf under the table lock every session takes. */
+    size_t n = strnlen(gtrid, sizeof o->gtrid - 1);
+    memcpy(o->gtrid, gtrid, n);
+    o->gtrid[n] = '\0';
     o->state = state;
     e->ring_next = (e->ring_next + 1) % ENGINE_RING;
     if (e->ring_count < ENGINE_RING)
@@ -1395,7 +1398,8 @@ int engine_begin(engine *e, const char *client, uint32_t timeout_ms, txn **out, 
     *out = NULL;
     txn *t = calloc(1, sizeof *t);
     if (t != NULL)
-        t->br = calloc(e->cfg->nresources ? e->cfg->nresources : 1, sizeof *t->br);
+        t->br =
+            malloc((e->cfg->nresources ? e->cfg->nresources : 1) * sizeof *t->br); /* [0, nbr) */
     if (t == NULL || t->br == NULL) {
         if (t != NULL)
             free(t);
@@ -1415,7 +1419,9 @@ int engine_begin(engine *e, const char *client, uint32_t timeout_ms, txn **out, 
     t->e = e;
     t->timeout_ms = timeout_ms;
     t->deadline_us = xac_now_mono_us() + (uint64_t)timeout_ms * 1000u;
-    snprintf(t->client, sizeof t->client, "%s", client != NULL ? client : "");
+    size_t cl = client != NULL ? strnlen(client, sizeof t->client - 1) : 0;
+    memcpy(t->client, client != NULL ? client : "", cl);
+    t->client[cl] = '\0';
     pthread_mutex_init(&t->mu, NULL);
     atomic_init(&t->state, XAC_STATE_ACTIVE);
     table_insert(e, t);

@@ -55,7 +55,7 @@ static bool fold_kind(const char *sql, size_t len)
     if (!ok)
         return false;
     for (size_t k = i; k + 9 <= len; k++)
-        if (strncasecmp(sql + k, "RETURNING", 9) == 0)
+        if ((sql[k] == 'R' || sql[k] == 'r') && strncasecmp(sql + k, "RETURNING", 9) == 0)
             return false;
     return true;
 }
@@ -117,11 +117,26 @@ static bool fold_value(MYSQL *m, const xac_value *v, char *out, size_t *pos)
         memcpy(o, "NULL", 4);
         *pos += 4;
         return true;
-    case XAC_T_INT:
+    case XAC_T_INT: {
         if (v->i == INT64_MIN)
             return false;
-        *pos += (size_t)sprintf(o, v->i < 0 ? " %" PRId64 : "%" PRId64, v->i);
+        /* By hand: the one value of most statements, on every transaction. */
+        char d[20];
+        size_t n = 0;
+        uint64_t u = v->i < 0 ? (uint64_t)-v->i : (uint64_t)v->i;
+        do
+            d[n++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (v->i < 0) {
+            *o++ = ' ';
+            *o++ = '-';
+            *pos += 2;
+        }
+        for (size_t k = 0; k < n; k++)
+            o[k] = d[n - 1 - k];
+        *pos += n;
         return true;
+    }
     case XAC_T_DOUBLE:
         if (!isfinite(v->d) || (v->d == 0 && signbit(v->d)))
             return false;
@@ -205,6 +220,7 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
     size_t pos = strlen(prefix), used = 0;
     memcpy(b, prefix, pos);
     size_t i = 0;
+    size_t copied = 0;         /* sql before this is in b; the rest up to i goes in one copy */
     bool open_comment = false; /* the text ends inside a line comment */
     while (i < len) {
         char ch = sql[i];
@@ -247,20 +263,22 @@ bool drv_mysql_fold(struct st_mysql *m, const char *prefix, const char *sql, siz
         } else if (ch == '-' && i + 1 < len && sql[i + 1] == '-' && i + 2 >= len) {
             goto no; /* "--" at the very end: leave the reading to the server */
         } else if (ch == '?') {
+            memcpy(b + pos, sql + copied, i - copied);
+            pos += i - copied;
             if (used == nparams || !fold_value(m, &params[used], b, &pos))
                 goto no;
             used++;
-            i = j;
+            copied = i = j;
             continue;
         }
         if (j > len)
             goto no;
-        memcpy(b + pos, sql + i, j - i);
-        pos += j - i;
         i = j;
     }
     if (used != nparams)
         goto no;
+    memcpy(b + pos, sql + copied, len - copied);
+    pos += len - copied;
     /* A line comment must not swallow the statements of the suffix. */
     if (open_comment)
         b[pos++] = '\n';

@@ -235,6 +235,11 @@ static void test_mysql(void)
     random_xid(&x, XAC_GTRID_MAX, XAC_BQUAL_MAX);
     x.format_id = INT32_MIN;
     CU_ASSERT_EQUAL(xac_xid_to_mysql(&x, out, sizeof out, &e), XAC_OK);
+    CU_ASSERT_EQUAL(strlen(out), 2 + 128 + 4 + 128 + 2 + 11);
+    CU_ASSERT_STRING_EQUAL(out + strlen(out) - 13, "',-2147483648");
+    x.format_id = 0;
+    CU_ASSERT_EQUAL(xac_xid_to_mysql(&x, out, sizeof out, &e), XAC_OK);
+    CU_ASSERT_STRING_EQUAL(out + strlen(out) - 3, "',0");
 }
 
 static void check_text_round_trip(const xac_xid *x)
