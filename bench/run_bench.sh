@@ -120,6 +120,9 @@ else
     [ ! -e "$dir" ] || usage_error "$dir already exists; give a new directory"
     mkdir -p "$dir"
 fi
+# mktemp makes it 0700: the servers' own users (postgres) must pass through
+# it to their directories. The secrets in it are 0600 each.
+chmod 755 "$dir"
 dir=$(cd "$dir" && pwd)
 fstype=$(stat -f -c %T "$dir")
 case $fstype in
