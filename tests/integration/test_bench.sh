@@ -101,5 +101,22 @@ assert_eq 40 "${f[12]}" "the rate column"
 [ "${f[9]}" -le 42 ] || fail "paced: ${f[9]} commits in 1 s at --rate 40: the clients are not paced"
 it_log "ok: paced run committed ${f[9]} (at most 42 allowed by the schedule)"
 
+it_log "a client count given twice: xac against local pooled over its pairs"
+bench --modes local,xac --workloads one --clients 1,2,1 --seconds 0.4 --warmup 0 --accounts 1000 \
+    --csv "$csv"
+assert_eq 0 "$BENCH_RC" "repeated-count xac-bench exit status"
+out=$(cat "$IT_DIR/bench.out")
+line=$(printf '%s\n' "$out" | grep '^1 clients, 2 pairs: xac/local pooled ' || true)
+[ -n "$line" ] || fail "no pooled line for 1 client: $out"
+if printf '%s\n' "$out" | grep -q '^2 clients,'; then fail "a pooled line for a count given once: $out"; fi
+# The pooled ratio is all of xac's commits over all its time against
+# local's, from the CSV's own rows.
+want=$(awk -F, '$3 == 1 && $1 == "xac" { xc += $10; xs += $4 } $3 == 1 && $1 == "local" { lc += $10; ls += $4 }
+    END { printf "%.3f", (xc / xs) / (lc / ls) }' "$csv")
+got=$(sed 's/.*pooled \([0-9.]*\),.*/\1/' <<< "$line")
+awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' ||
+    fail "pooled $got, the CSV gives $want: $line"
+it_log "ok: $line (CSV: $want)"
+
 stop_xacd
 it_pass
