@@ -915,6 +915,22 @@ static int odbc_exec_prepare(drv_conn *base, const xac_xid *xid, const char *sql
     return c->dialect->exec_prepare(c, xid, sql, sql_len, params, nparams, rows, at, err);
 }
 
+static int odbc_exec_one_phase(drv_conn *base, const xac_xid *xid, const char *sql, size_t sql_len,
+                               const xac_value *params, size_t nparams, xac_rows *rows,
+                               drv_onephase_at *at, xac_err *err)
+{
+    drv_odbc_conn *c = (drv_odbc_conn *)base;
+    *at = DRV_ONEPHASE_NOT_SENT;
+    if (c->dialect->exec_one_phase == NULL || base->broken || !c->branch_active ||
+        c->branch_ended || c->branch_failed || !xac_xid_equal(&c->branch_xid, xid))
+        return XA_OK;
+    xac_err scratch;
+    if (c->dialect->check_sql != NULL &&
+        c->dialect->check_sql(c, sql, sql_len, params, nparams, &scratch) != XA_OK)
+        return XA_OK;
+    return c->dialect->exec_one_phase(c, xid, sql, sql_len, params, nparams, rows, at, err);
+}
+
 static int odbc_ping(drv_conn *base, xac_err *err)
 {
     int rc = odbc_check(base, err);
@@ -944,4 +960,5 @@ const drv_ops drv_odbc_ops = {
     .exec = odbc_exec,
     .ping = odbc_ping,
     .exec_prepare = odbc_exec_prepare,
+    .exec_one_phase = odbc_exec_one_phase,
 };

@@ -93,6 +93,12 @@ struct drv_odbc_dialect {
     int (*exec_prepare)(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
                         const xac_value *params, size_t nparams, xac_rows *rows, drv_prepare_at *at,
                         xac_err *err);
+    /* drv_exec_one_phase for a statement check_sql accepted, on the
+     * connection's active branch, before any statement ran in it (may be
+     * NULL: never). */
+    int (*exec_one_phase)(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
+                          const xac_value *params, size_t nparams, xac_rows *rows,
+                          drv_onephase_at *at, xac_err *err);
 };
 
 extern const drv_odbc_dialect drv_odbc_postgresql;

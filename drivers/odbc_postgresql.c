@@ -591,14 +591,47 @@ static int pg_check_sql(drv_odbc_conn *c, const char *sql, size_t len, const xac
     return XA_OK;
 }
 
-/* The branch's last statement and its PREPARE TRANSACTION as one simple
- * query (psqlodbc puts the BEGIN of a fresh branch in front); a newline ends
- * a line comment the statement may close with. The server stops at the first
- * error, and psqlodbc reports an error of either statement at execute: a
- * refused PREPARE TRANSACTION (a deferred constraint) comes back as the
- * statement's failure, named "with PREPARE TRANSACTION". The outcome is the
- * same, a rolled-back branch, and only a lost link leaves a branch that may
- * be prepared. */
+/* Runs the statement with tail ("\n; <command>") after it as one simple
+ * query: psqlodbc puts the BEGIN of a fresh branch in front, and the newline
+ * ends a line comment the statement may close with. The server stops at the
+ * first error, and psqlodbc reports an error of either part at execute, so a
+ * refused command (a deferred constraint) comes back as the statement's
+ * failure, named "<statement> with <command>" (what). false: nothing was
+ * sent (out of memory). *more: the results that followed the statement's,
+ * -1 when the statement ran and its command's answer is missing. */
+static bool pg_run_with(drv_odbc_conn *c, const char *sql, size_t len, const xac_value *params,
+                        size_t nparams, xac_rows *rows, const char *tail, const char *command,
+                        char what[DRV_ODBC_WHAT_MAX + 32], int *rc, int *more, xac_err *err)
+{
+    size_t tl = strlen(tail);
+    char *q = malloc(len + tl);
+    if (q == NULL)
+        return false;
+    memcpy(q, sql, len);
+    memcpy(q + len, tail, tl);
+    char name[DRV_ODBC_WHAT_MAX];
+    drv_odbc_what(sql, len, name);
+    snprintf(what, DRV_ODBC_WHAT_MAX + 32, "%s with %s", name, command);
+    c->branch_work = true;
+    *more = 0;
+    *rc =
+        drv_odbc_query_more(c, q, len + tl, params, nparams, rows, DRV_STEP_EXEC, what, more, err);
+    free(q);
+    if (*rc == XA_OK && *more != 1) {
+        /* Cannot happen: the statement ran, and the command not. */
+        *rc = XAER_RMERR;
+        *more = -1;
+        xac_err_setr(err, drv_xa_to_code(*rc), c->base.conf->name,
+                     "resource %s: %s: the server answered %d result(s) after the statement, "
+                     "expected %s's alone",
+                     c->base.conf->name, what, *more, command);
+    }
+    return true;
+}
+
+/* The branch's last statement and its PREPARE TRANSACTION in one round trip
+ * (pg_run_with). A failure is the statement's, a rolled-back branch, and
+ * only a lost link leaves a branch that may be prepared. */
 static int pg_exec_prepare(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
                            const xac_value *params, size_t nparams, xac_rows *rows,
                            drv_prepare_at *at, xac_err *err)
@@ -608,28 +641,13 @@ static int pg_exec_prepare(drv_odbc_conn *c, const xac_xid *xid, const char *sql
     xac_err e;
     if (pg_gid_literal(c, xid, tail + n, sizeof tail - (size_t)n, &e) != XA_OK)
         return XA_OK;
-    size_t tl = strlen(tail);
-    char *q = malloc(len + tl);
-    if (q == NULL)
-        return XA_OK;
-    memcpy(q, sql, len);
-    memcpy(q + len, tail, tl);
-    char name[DRV_ODBC_WHAT_MAX], what[DRV_ODBC_WHAT_MAX + 32];
-    drv_odbc_what(sql, len, name);
-    snprintf(what, sizeof what, "%s with PREPARE TRANSACTION", name);
+    char what[DRV_ODBC_WHAT_MAX + 32];
+    int rc = XA_OK, more = 0;
     *at = DRV_PREPARE_EXEC;
-    c->branch_work = true;
-    int more = 0;
-    int rc =
-        drv_odbc_query_more(c, q, len + tl, params, nparams, rows, DRV_STEP_EXEC, what, &more, err);
-    free(q);
-    if (rc == XA_OK && more != 1) {
-        /* Cannot happen: the statement ran, and PREPARE TRANSACTION not. */
-        rc = XAER_RMERR;
-        xac_err_setr(err, drv_xa_to_code(rc), c->base.conf->name,
-                     "resource %s: %s: the server answered %d result(s) after the statement, "
-                     "expected PREPARE TRANSACTION's alone",
-                     c->base.conf->name, what, more);
+    if (!pg_run_with(c, sql, len, params, nparams, rows, tail, "PREPARE TRANSACTION", what, &rc,
+                     &more, err)) {
+        *at = DRV_PREPARE_NOT_SENT;
+        return XA_OK;
     }
     if (rc == XA_OK || rc == XAER_RMFAIL) {
         *at = DRV_PREPARE_VOTE;
@@ -638,6 +656,44 @@ static int pg_exec_prepare(drv_odbc_conn *c, const xac_xid *xid, const char *sql
         else
             pg_abandon(c);
         return rc;
+    }
+    pg_exec_failed(c, rc, err);
+    return rc;
+}
+
+/* A fresh branch's only statement with its COMMIT in one round trip
+ * (pg_run_with): "BEGIN; <statement>; COMMIT" is a plain local transaction,
+ * and a branch that will never be prepared needs nothing more. A failure of
+ * either part has rolled everything back and is the statement's, as
+ * drv_exec gives it (the branch is then failed and its rollback asks the
+ * server nothing it does not have). A link lost after the query went out
+ * answers XAER_RMFAIL at COMMIT: the outcome is unknown. */
+static int pg_exec_one_phase(drv_odbc_conn *c, const xac_xid *xid, const char *sql, size_t len,
+                             const xac_value *params, size_t nparams, xac_rows *rows,
+                             drv_onephase_at *at, xac_err *err)
+{
+    if (c->branch_work)
+        return XA_OK; /* a statement already ran: BEGIN is not ours to send */
+    (void)xid;
+    char what[DRV_ODBC_WHAT_MAX + 32];
+    int rc = XA_OK, more = 0;
+    *at = DRV_ONEPHASE_EXEC;
+    if (!pg_run_with(c, sql, len, params, nparams, rows, "\n; COMMIT", "COMMIT", what, &rc, &more,
+                     err)) {
+        *at = DRV_ONEPHASE_NOT_SENT;
+        return XA_OK;
+    }
+    if (rc == XA_OK) {
+        *at = DRV_ONEPHASE_COMMIT;
+        pg_reset_after_prepare(c); /* the server is out of the transaction */
+        return rc;
+    }
+    if (rc == XAER_RMFAIL || more < 0) {
+        /* The COMMIT may have been carried out: nobody can say here. */
+        *at = DRV_ONEPHASE_COMMIT;
+        err->code = drv_xa_to_code(XAER_RMFAIL);
+        pg_abandon(c);
+        return XAER_RMFAIL;
     }
     pg_exec_failed(c, rc, err);
     return rc;
@@ -662,4 +718,5 @@ const drv_odbc_dialect drv_odbc_postgresql = {
     .exec_failed = pg_exec_failed,
     .check_sql = pg_check_sql,
     .exec_prepare = pg_exec_prepare,
+    .exec_one_phase = pg_exec_one_phase,
 };

@@ -981,6 +981,83 @@ static void t_pg_exec_prepare(void)
     drv_close(o);
 }
 
+/* drv_exec_one_phase with no parameters. */
+static int sql_one_phase(drv_conn *c, const xac_xid *x, const char *sql, drv_onephase_at *at,
+                         xac_err *e)
+{
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(e);
+    int rc = drv_exec_one_phase(c, x, sql, strlen(sql), NULL, 0, &r, at, e);
+    xac_rows_free(&r);
+    return rc;
+}
+
+/* A fresh branch's statement and its COMMIT in one query: a failing
+ * statement, or a refused COMMIT, is an error at EXEC with nothing
+ * committed, and the branch rolls back; a trailing ';' or line comment
+ * changes nothing; a statement the dialect refuses, or one after another
+ * statement of the branch, is not sent this way; the connection goes on. */
+static void t_pg_exec_one_phase(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    drv_conn *c = open_conn(d);
+    xac_xid x;
+    xac_err e;
+    drv_onephase_at at;
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
+    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
+    dt_sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
+    dt_sql_ok(c, "CREATE TABLE odbc_child (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES "
+                 "odbc_parent(id) DEFERRABLE INITIALLY DEFERRED)");
+    dt_sql_ok(c, "INSERT INTO odbc_parent VALUES (1)");
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "INSERT INTO odbc_parent VALUES (1)", &at, &e),
+                    XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    /* The deferred constraint refuses the COMMIT: reported at execute. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "INSERT INTO odbc_child VALUES (1, 99)", &at, &e),
+                    XAER_RMERR);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "with COMMIT"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23503"));
+    CU_ASSERT_FALSE(c->broken);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
+    static const char *const good[] = {"INSERT INTO odbc_child VALUES (2, 1);",
+                                       "INSERT INTO odbc_child VALUES (3, 1) -- note",
+                                       "INSERT INTO odbc_child VALUES (4, 1); -- note"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(sql_one_phase(c, &x, good[i], &at, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
+    /* Refused by the dialect, or not the branch's first statement: not sent. */
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "DELETE FROM odbc_child; COMMIT", &at, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    new_xid(&x);
+    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (5, 1)", &e), XA_OK);
+    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "DELETE FROM odbc_child", &at, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
+    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
+    dt_sql_ok(c, "DROP TABLE odbc_child");
+    dt_sql_ok(c, "DROP TABLE odbc_parent");
+    drv_close(c);
+}
+
 static void t_pg_error_dooms_branch(void)
 {
     dcase *d = &g_pg;
@@ -1453,10 +1530,112 @@ static void t_pg_round_trips(void)
         CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
         px_expect(&px, "the statement with its prepare", 2, 0, early);
         CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'e'"), 1);
+
+        /* A fresh branch's only statement with its COMMIT
+         * (drv_exec_one_phase): one message, nothing after it. */
+        static const char *const fused[] = {"Q:BEGIN;UPDATE odbc_t SET name = 'f' WHERE id = '60'",
+                                            "; COMMIT", NULL};
+        new_xid(&x);
+        px_mark(&px);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        drv_onephase_at oat;
+        xac_value up[2];
+        upd_params(up, "f", 60);
+        CU_ASSERT_EQUAL(drv_exec_one_phase(c, &x, UPD, sizeof UPD - 1, up, 2, &r, &oat, &e), XA_OK);
+        CU_ASSERT_EQUAL(oat, DRV_ONEPHASE_COMMIT);
+        CU_ASSERT_EQUAL(r.affected, 1);
+        px_expect(&px, "the statement with its commit", 1, 0, fused);
+        CU_ASSERT_EQUAL(dt_sql_int(plain, "SELECT COUNT(*) FROM odbc_t WHERE name = 'f'"), 1);
+        xac_rows_free(&r);
     }
     drv_close(c);
     px_stop(&px);
     drv_close(plain);
+}
+
+typedef struct killed_arg {
+    drv_conn *c;
+    xac_xid x;
+    bool one_phase;
+    int rc, at;
+    xac_err err;
+} killed_arg;
+
+/* Runs UPD on row 70, fused with the commit or the prepare, in a thread of
+ * its own: it waits for the row's lock until its link is cut. */
+static void *killed_main(void *p)
+{
+    killed_arg *a = p;
+    xac_value up[2];
+    upd_params(up, "killed", 70);
+    xac_rows r;
+    xac_rows_init(&r);
+    xac_err_clear(&a->err);
+    if (a->one_phase) {
+        drv_onephase_at at;
+        a->rc = drv_exec_one_phase(a->c, &a->x, UPD, sizeof UPD - 1, up, 2, &r, &at, &a->err);
+        a->at = (int)at;
+    } else {
+        drv_prepare_at at;
+        a->rc = drv_exec_prepare(a->c, &a->x, UPD, sizeof UPD - 1, up, 2, &r, &at, &a->err);
+        a->at = (int)at;
+    }
+    xac_rows_free(&r);
+    return NULL;
+}
+
+/* The link cut while the fused query waits for a row lock (the server got
+ * it): the outcome is not known to the driver, which says so (XAER_RMFAIL
+ * at COMMIT, or a vote that may be a prepare), and nothing is claimed. */
+static void t_pg_fused_link_killed(void)
+{
+    dcase *d = &g_pg;
+    NEED_ENV(d);
+    reset_table(d);
+    drv_conn *h = open_conn(d), *k = open_conn(d);
+    xac_err e;
+    CU_ASSERT_EQUAL_FATAL(insert_row(k, 70, "seed", &e), XA_OK);
+    for (int one_phase = 0; one_phase < 2; one_phase++) {
+        xac_xid hx;
+        new_xid(&hx);
+        CU_ASSERT_EQUAL_FATAL(drv_start(h, &hx, &e), XA_OK);
+        CU_ASSERT_EQUAL_FATAL(exec_upd(h, "holder", 70, &e), XA_OK); /* holds the row */
+        killed_arg a = {.c = open_conn(d), .one_phase = one_phase != 0};
+        long long victim = dt_sql_int(a.c, "SELECT pg_backend_pid()");
+        new_xid(&a.x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(a.c, &a.x, &e), XA_OK);
+        pthread_t th;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, killed_main, &a), 0);
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %lld AND wait_event_type = "
+                 "'Lock'",
+                 victim);
+        bool waiting = false;
+        for (int i = 0; i < 1500 && !waiting; i++) {
+            waiting = dt_sql_int(k, sql) == 1;
+            if (!waiting)
+                usleep(10000);
+        }
+        CU_ASSERT_TRUE_FATAL(waiting);
+        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", victim);
+        CU_ASSERT_EQUAL(dt_sql_int(k, sql), 1);
+        pthread_join(th, NULL);
+        fprintf(stderr, "\n    %s, link cut: %s at %d: %s\n",
+                one_phase ? "with its commit" : "with its prepare", drv_xa_name(a.rc), a.at,
+                a.err.msg);
+        CU_ASSERT_EQUAL(a.rc, XAER_RMFAIL);
+        CU_ASSERT_EQUAL(a.at, one_phase ? (int)DRV_ONEPHASE_COMMIT : (int)DRV_PREPARE_VOTE);
+        CU_ASSERT_TRUE(a.c->broken);
+        drv_close(a.c);
+        CU_ASSERT_EQUAL(drv_end(h, &hx, &e), XA_OK);
+        CU_ASSERT_EQUAL(drv_rollback(h, &hx, &e), XA_OK);
+        CU_ASSERT_FALSE(in_doubt(k, &a.x));
+    }
+    CU_ASSERT_EQUAL(dt_sql_int(k, "SELECT COUNT(*) FROM odbc_t WHERE id = 70 AND name = 'seed'"),
+                    1);
+    drv_close(h);
+    drv_close(k);
 }
 
 /* With server-side prepare asked for, each Parse on the wire is a statement
@@ -1740,6 +1919,8 @@ int cu_register(void)
         {"extra connection-string pairs", pg_t_dsn_extras},
         {"deferred foreign key fails at prepare", t_pg_deferred_fk},
         {"the last statement with its PREPARE TRANSACTION", t_pg_exec_prepare},
+        {"a lone statement with its COMMIT", t_pg_exec_one_phase},
+        {"a fused query whose link is cut: outcome unknown", t_pg_fused_link_killed},
         {"an error dooms the branch", t_pg_error_dooms_branch},
         {"foreign gid is listed undecoded", t_pg_foreign_gid},
         {"statement timeout", t_pg_statement_timeout},

@@ -317,8 +317,9 @@ case_vote_no() {
 }
 
 # A transaction on one resource, committed in one phase.
-# With --pipeline the COMMIT arrives with the statement, and on MariaDB xacd
-# runs both in one query (the UPDATE in autocommit mode, a local transaction).
+# With --pipeline the COMMIT arrives with the statement, and xacd runs both
+# in one query, a local transaction: on MariaDB the UPDATE in autocommit
+# mode, on PostgreSQL "BEGIN; UPDATE ...; COMMIT".
 case_one_phase() {
     local point=$1 expect=$2 res=$3 pipe=${4:-}
     new_case "$point, one resource ($res${pipe:+, $pipe})" "$res"
@@ -626,11 +627,13 @@ run_point() {
         case_one_phase "$p" rolled_back bank_a
         case_one_phase "$p" rolled_back bank_b
         case_one_phase "$p" rolled_back bank_a --pipeline
+        case_one_phase "$p" rolled_back bank_b --pipeline
         ;;
     after-one-phase)
         case_one_phase "$p" committed bank_a
         case_one_phase "$p" committed bank_b
         case_one_phase "$p" committed bank_a --pipeline
+        case_one_phase "$p" committed bank_b --pipeline
         ;;
     journal-segment-created | journal-segment-switched | journal-segment-deleted)
         case_rotation "$p" bank_a bank_b
