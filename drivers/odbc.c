@@ -898,19 +898,28 @@ static int odbc_exec(drv_conn *base, const char *sql, size_t sql_len, const xac_
     return drv_odbc_query_alone(c, sql, sql_len, params, nparams, rows, DRV_STEP_EXEC, what, err);
 }
 
+/* Whether a statement may go to the dialect fused with its branch's next
+ * step (hook: the dialect has that step): the connection's own active
+ * branch, nothing failed in it, and SQL check_sql accepts. What it would
+ * refuse goes the usual way, which refuses it. */
+static bool fused_ok(drv_odbc_conn *c, bool hook, const xac_xid *xid, const char *sql,
+                     size_t sql_len, const xac_value *params, size_t nparams)
+{
+    if (!hook || c->base.broken || !c->branch_active || c->branch_ended || c->branch_failed ||
+        !xac_xid_equal(&c->branch_xid, xid))
+        return false;
+    xac_err scratch;
+    return c->dialect->check_sql == NULL ||
+           c->dialect->check_sql(c, sql, sql_len, params, nparams, &scratch) == XA_OK;
+}
+
 static int odbc_exec_prepare(drv_conn *base, const xac_xid *xid, const char *sql, size_t sql_len,
                              const xac_value *params, size_t nparams, xac_rows *rows,
                              drv_prepare_at *at, xac_err *err)
 {
     drv_odbc_conn *c = (drv_odbc_conn *)base;
     *at = DRV_PREPARE_NOT_SENT;
-    if (c->dialect->exec_prepare == NULL || base->broken || !c->branch_active || c->branch_ended ||
-        c->branch_failed || !xac_xid_equal(&c->branch_xid, xid))
-        return XA_OK;
-    /* What the dialect would refuse goes the usual way, which refuses it. */
-    xac_err scratch;
-    if (c->dialect->check_sql != NULL &&
-        c->dialect->check_sql(c, sql, sql_len, params, nparams, &scratch) != XA_OK)
+    if (!fused_ok(c, c->dialect->exec_prepare != NULL, xid, sql, sql_len, params, nparams))
         return XA_OK;
     return c->dialect->exec_prepare(c, xid, sql, sql_len, params, nparams, rows, at, err);
 }
@@ -921,12 +930,7 @@ static int odbc_exec_one_phase(drv_conn *base, const xac_xid *xid, const char *s
 {
     drv_odbc_conn *c = (drv_odbc_conn *)base;
     *at = DRV_ONEPHASE_NOT_SENT;
-    if (c->dialect->exec_one_phase == NULL || base->broken || !c->branch_active ||
-        c->branch_ended || c->branch_failed || !xac_xid_equal(&c->branch_xid, xid))
-        return XA_OK;
-    xac_err scratch;
-    if (c->dialect->check_sql != NULL &&
-        c->dialect->check_sql(c, sql, sql_len, params, nparams, &scratch) != XA_OK)
+    if (!fused_ok(c, c->dialect->exec_one_phase != NULL, xid, sql, sql_len, params, nparams))
         return XA_OK;
     return c->dialect->exec_one_phase(c, xid, sql, sql_len, params, nparams, rows, at, err);
 }

@@ -908,30 +908,47 @@ static void t_pg_deferred_fk(void)
     drv_close(c);
 }
 
-/* drv_exec_prepare with no parameters. */
-static int sql_prepare(drv_conn *c, const xac_xid *x, const char *sql, drv_prepare_at *at,
-                       xac_err *e)
+/* drv_exec_one_phase (one_phase) or drv_exec_prepare of sql with no
+ * parameters; *at is how far it got. */
+static int sql_fused(drv_conn *c, const xac_xid *x, const char *sql, bool one_phase, int *at,
+                     xac_err *e)
 {
     xac_rows r;
     xac_rows_init(&r);
     xac_err_clear(e);
-    int rc = drv_exec_prepare(c, x, sql, strlen(sql), NULL, 0, &r, at, e);
+    int rc;
+    if (one_phase) {
+        drv_onephase_at oat;
+        rc = drv_exec_one_phase(c, x, sql, strlen(sql), NULL, 0, &r, &oat, e);
+        *at = (int)oat;
+    } else {
+        drv_prepare_at pat;
+        rc = drv_exec_prepare(c, x, sql, strlen(sql), NULL, 0, &r, &pat, e);
+        *at = (int)pat;
+    }
     xac_rows_free(&r);
     return rc;
 }
 
-/* The statement and its PREPARE TRANSACTION in one query: a failing
- * statement, or a refused PREPARE TRANSACTION, is an error at EXEC with
- * nothing prepared, and the branch rolls back; a trailing ';' or line comment changes nothing; a
- * statement the dialect refuses is not sent; the connection goes on. */
-static void t_pg_exec_prepare(void)
+/* The statement with its PREPARE TRANSACTION, or (one_phase) a fresh
+ * branch's only statement with its COMMIT, in one query: a failing
+ * statement, or a refused PREPARE TRANSACTION or COMMIT (psqlodbc reports
+ * either at execute, as the statement's failure), is an error at EXEC with
+ * nothing prepared or committed, and the branch rolls back; a trailing ';' or
+ * line comment changes nothing; a statement the dialect refuses, or (one
+ * phase) one after another statement of the branch, is not sent this way;
+ * the connection goes on. */
+static void pg_fused(bool one_phase)
 {
     dcase *d = &g_pg;
     NEED_ENV(d);
     drv_conn *c = open_conn(d), *o = open_conn(d);
+    const int at_exec = one_phase ? (int)DRV_ONEPHASE_EXEC : (int)DRV_PREPARE_EXEC;
+    const int at_done = one_phase ? (int)DRV_ONEPHASE_COMMIT : (int)DRV_PREPARE_VOTE;
+    const int not_sent = one_phase ? (int)DRV_ONEPHASE_NOT_SENT : (int)DRV_PREPARE_NOT_SENT;
     xac_xid x;
     xac_err e;
-    drv_prepare_at at;
+    int at;
     dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
     dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
     dt_sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
@@ -940,94 +957,21 @@ static void t_pg_exec_prepare(void)
     dt_sql_ok(c, "INSERT INTO odbc_parent VALUES (1)");
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_prepare(c, &x, "INSERT INTO odbc_parent VALUES (1)", &at, &e), XAER_RMERR);
-    CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
+    CU_ASSERT_EQUAL(sql_fused(c, &x, "INSERT INTO odbc_parent VALUES (1)", one_phase, &at, &e),
+                    XAER_RMERR);
+    CU_ASSERT_EQUAL(at, at_exec);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
     CU_ASSERT_FALSE(in_doubt(o, &x));
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    /* psqlodbc reports the refused PREPARE TRANSACTION at execute, as the
-     * statement's failure: the branch is rolled back all the same. */
-    CU_ASSERT_EQUAL(sql_prepare(c, &x, "INSERT INTO odbc_child VALUES (1, 99)", &at, &e),
+    CU_ASSERT_EQUAL(sql_fused(c, &x, "INSERT INTO odbc_child VALUES (1, 99)", one_phase, &at, &e),
                     XAER_RMERR);
-    CU_ASSERT_EQUAL(at, DRV_PREPARE_EXEC);
-    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "with PREPARE TRANSACTION"));
+    CU_ASSERT_EQUAL(at, at_exec);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, one_phase ? "with COMMIT" : "with PREPARE TRANSACTION"));
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23503"));
     CU_ASSERT_FALSE(c->broken);
     CU_ASSERT_FALSE(in_doubt(o, &x));
-    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    static const char *const good[] = {"INSERT INTO odbc_child VALUES (2, 1);",
-                                       "INSERT INTO odbc_child VALUES (3, 1) -- note",
-                                       "INSERT INTO odbc_child VALUES (4, 1); -- note"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        new_xid(&x);
-        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-        CU_ASSERT_EQUAL(sql_prepare(c, &x, good[i], &at, &e), XA_OK);
-        CU_ASSERT_EQUAL(at, DRV_PREPARE_VOTE);
-        CU_ASSERT_TRUE(in_doubt(o, &x));
-        CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
-    }
-    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
-    new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_prepare(c, &x, "DELETE FROM odbc_child; COMMIT", &at, &e), XA_OK);
-    CU_ASSERT_EQUAL(at, DRV_PREPARE_NOT_SENT);
-    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
-    dt_sql_ok(c, "DROP TABLE odbc_child");
-    dt_sql_ok(c, "DROP TABLE odbc_parent");
-    drv_close(c);
-    drv_close(o);
-}
-
-/* drv_exec_one_phase with no parameters. */
-static int sql_one_phase(drv_conn *c, const xac_xid *x, const char *sql, drv_onephase_at *at,
-                         xac_err *e)
-{
-    xac_rows r;
-    xac_rows_init(&r);
-    xac_err_clear(e);
-    int rc = drv_exec_one_phase(c, x, sql, strlen(sql), NULL, 0, &r, at, e);
-    xac_rows_free(&r);
-    return rc;
-}
-
-/* A fresh branch's statement and its COMMIT in one query: a failing
- * statement, or a refused COMMIT, is an error at EXEC with nothing
- * committed, and the branch rolls back; a trailing ';' or line comment
- * changes nothing; a statement the dialect refuses, or one after another
- * statement of the branch, is not sent this way; the connection goes on. */
-static void t_pg_exec_one_phase(void)
-{
-    dcase *d = &g_pg;
-    NEED_ENV(d);
-    drv_conn *c = open_conn(d);
-    xac_xid x;
-    xac_err e;
-    drv_onephase_at at;
-    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_child");
-    dt_sql_ok(c, "DROP TABLE IF EXISTS odbc_parent");
-    dt_sql_ok(c, "CREATE TABLE odbc_parent (id BIGINT PRIMARY KEY)");
-    dt_sql_ok(c, "CREATE TABLE odbc_child (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES "
-                 "odbc_parent(id) DEFERRABLE INITIALLY DEFERRED)");
-    dt_sql_ok(c, "INSERT INTO odbc_parent VALUES (1)");
-    new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "INSERT INTO odbc_parent VALUES (1)", &at, &e),
-                    XAER_RMERR);
-    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
-    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23505"));
-    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    /* The deferred constraint refuses the COMMIT: reported at execute. */
-    new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "INSERT INTO odbc_child VALUES (1, 99)", &at, &e),
-                    XAER_RMERR);
-    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_EXEC);
-    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "with COMMIT"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "SQLSTATE 23503"));
-    CU_ASSERT_FALSE(c->broken);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
     CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 0);
     static const char *const good[] = {"INSERT INTO odbc_child VALUES (2, 1);",
@@ -1036,26 +980,41 @@ static void t_pg_exec_one_phase(void)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         new_xid(&x);
         CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-        CU_ASSERT_EQUAL(sql_one_phase(c, &x, good[i], &at, &e), XA_OK);
-        CU_ASSERT_EQUAL(at, DRV_ONEPHASE_COMMIT);
+        CU_ASSERT_EQUAL(sql_fused(c, &x, good[i], one_phase, &at, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, at_done);
+        CU_ASSERT_EQUAL(in_doubt(o, &x), !one_phase);
+        if (!one_phase)
+            CU_ASSERT_EQUAL(drv_commit(c, &x, false, &e), XA_OK);
     }
     CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
-    /* Refused by the dialect, or not the branch's first statement: not sent. */
     new_xid(&x);
     CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "DELETE FROM odbc_child; COMMIT", &at, &e), XA_OK);
-    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
+    CU_ASSERT_EQUAL(sql_fused(c, &x, "DELETE FROM odbc_child; COMMIT", one_phase, &at, &e), XA_OK);
+    CU_ASSERT_EQUAL(at, not_sent);
     CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
-    new_xid(&x);
-    CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
-    CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (5, 1)", &e), XA_OK);
-    CU_ASSERT_EQUAL(sql_one_phase(c, &x, "DELETE FROM odbc_child", &at, &e), XA_OK);
-    CU_ASSERT_EQUAL(at, DRV_ONEPHASE_NOT_SENT);
-    CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    if (one_phase) {
+        new_xid(&x);
+        CU_ASSERT_EQUAL_FATAL(drv_start(c, &x, &e), XA_OK);
+        CU_ASSERT_EQUAL(dt_sql_rc(c, "INSERT INTO odbc_child VALUES (5, 1)", &e), XA_OK);
+        CU_ASSERT_EQUAL(sql_fused(c, &x, "DELETE FROM odbc_child", true, &at, &e), XA_OK);
+        CU_ASSERT_EQUAL(at, not_sent);
+        CU_ASSERT_EQUAL(drv_rollback(c, &x, &e), XA_OK);
+    }
     CU_ASSERT_EQUAL(dt_sql_int(c, "SELECT COUNT(*) FROM odbc_child"), 3);
     dt_sql_ok(c, "DROP TABLE odbc_child");
     dt_sql_ok(c, "DROP TABLE odbc_parent");
     drv_close(c);
+    drv_close(o);
+}
+
+static void t_pg_exec_prepare(void)
+{
+    pg_fused(false);
+}
+
+static void t_pg_exec_one_phase(void)
+{
+    pg_fused(true);
 }
 
 static void t_pg_error_dooms_branch(void)
