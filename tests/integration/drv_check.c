@@ -52,6 +52,16 @@ int dt_bg_join(dt_bg *bg)
     return bg->rc;
 }
 
+bool dt_wait_int(drv_conn *c, const char *sql, long long want)
+{
+    for (int i = 0; i < 1500; i++) {
+        if (dt_sql_int(c, sql) == want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
 bool dt_wait_lock_wait(const drv_conf *conf)
 {
     for (int i = 0; i < 100; i++) {

@@ -26,6 +26,8 @@ typedef struct dt_bg {
 } dt_bg;
 void dt_bg_start(dt_bg *bg, drv_conn *c, const char *sql);
 int dt_bg_join(dt_bg *bg);
+/* Asks sql on c every 10 ms until it returns want; false after 15 s. */
+bool dt_wait_int(drv_conn *c, const char *sql, long long want);
 /* Waits, asking the server on fresh connections to conf (not the clock),
  * until some InnoDB transaction waits for a lock; false after about 15 s. */
 bool dt_wait_lock_wait(const drv_conf *conf);

@@ -1570,13 +1570,7 @@ static void t_pg_fused_link_killed(void)
                  "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %lld AND wait_event_type = "
                  "'Lock'",
                  victim);
-        bool waiting = false;
-        for (int i = 0; i < 1500 && !waiting; i++) {
-            waiting = dt_sql_int(k, sql) == 1;
-            if (!waiting)
-                usleep(10000);
-        }
-        CU_ASSERT_TRUE_FATAL(waiting);
+        CU_ASSERT_TRUE_FATAL(dt_wait_int(k, sql, 1));
         snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", victim);
         CU_ASSERT_EQUAL(dt_sql_int(k, sql), 1);
         pthread_join(th, NULL);

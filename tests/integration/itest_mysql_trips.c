@@ -913,13 +913,7 @@ static void test_fused_link_killed(void)
                  "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %lld AND "
                  "COMMAND = 'Query' AND STATE = 'Updating'",
                  victim);
-        bool waiting = false;
-        for (int i = 0; i < 1500 && !waiting; i++) {
-            waiting = dt_sql_int(k, sql) == 1;
-            if (!waiting)
-                usleep(10000);
-        }
-        CU_ASSERT_TRUE_FATAL(waiting);
+        CU_ASSERT_TRUE_FATAL(dt_wait_int(k, sql, 1));
         snprintf(sql, sizeof sql, "KILL %lld", victim);
         dt_sql_ok(k, sql);
         pthread_join(th, NULL);
