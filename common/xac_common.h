@@ -289,6 +289,10 @@ int xac_msg_send(int fd, const xac_msg *m, xac_err *err);
 
 /* Hex and base64url helpers used by the XID and journal code. */
 void xac_hex_encode(const void *p, size_t n, char *out); /* writes 2n chars + NUL */
+/* Writes v in base 10 or 16 (lower case) at out, without a NUL; returns the
+ * digits written (at most 20). For text on every transaction, where
+ * snprintf would cost more than the rest. */
+size_t xac_put_u64(char *out, uint64_t v, unsigned base);
 int xac_hex_decode(const char *s, size_t slen, void *out, size_t outcap, size_t *outlen);
 
 /* ----------------------------------------------------------------- CRC32C */

@@ -29,9 +29,7 @@ bool xac_valid_name(const char *s, size_t maxlen)
     return n >= 1;
 }
 
-/* Writes v in base 10 or 16 (lower case) at o; returns the digits written.
- * By hand, as snprintf costs more than the rest of a transaction's text. */
-static size_t put_u64(char *o, uint64_t v, unsigned base)
+size_t xac_put_u64(char *o, uint64_t v, unsigned base)
 {
     static const char digits[] = "0123456789abcdef";
     char d[20];
@@ -56,9 +54,9 @@ int xac_gtrid_make(char out[XAC_GTRID_MAX + 1], const char *node_id, uint64_t bo
     size_t n = strlen(node_id);
     memcpy(out, node_id, n);
     out[n++] = '.';
-    n += put_u64(out + n, boot, 16);
+    n += xac_put_u64(out + n, boot, 16);
     out[n++] = '.';
-    n += put_u64(out + n, seq, 16);
+    n += xac_put_u64(out + n, seq, 16);
     out[n] = '\0';
     return XAC_OK;
 }
@@ -321,9 +319,9 @@ int xac_xid_to_mysql(const xac_xid *x, char *out, size_t outlen, xac_err *err)
     n += 2;
     if (x->format_id < 0)
         out[n++] = '-';
-    n +=
-        put_u64(out + n,
-                x->format_id < 0 ? (uint64_t)(-(int64_t)x->format_id) : (uint64_t)x->format_id, 10);
+    n += xac_put_u64(out + n,
+                     x->format_id < 0 ? (uint64_t)(-(int64_t)x->format_id) : (uint64_t)x->format_id,
+                     10);
     out[n] = '\0';
     return XAC_OK;
 }

@@ -120,21 +120,12 @@ static bool fold_value(MYSQL *m, const xac_value *v, char *out, size_t *pos)
     case XAC_T_INT: {
         if (v->i == INT64_MIN)
             return false;
-        /* By hand: the one value of most statements, on every transaction. */
-        char d[20];
-        size_t n = 0;
-        uint64_t u = v->i < 0 ? (uint64_t)-v->i : (uint64_t)v->i;
-        do
-            d[n++] = (char)('0' + u % 10);
-        while ((u /= 10) != 0);
         if (v->i < 0) {
             *o++ = ' ';
             *o++ = '-';
             *pos += 2;
         }
-        for (size_t k = 0; k < n; k++)
-            o[k] = d[n - 1 - k];
-        *pos += n;
+        *pos += xac_put_u64(o, v->i < 0 ? (uint64_t)-v->i : (uint64_t)v->i, 10);
         return true;
     }
     case XAC_T_DOUBLE:

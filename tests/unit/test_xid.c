@@ -41,6 +41,23 @@ static void test_valid_name(void)
     CU_ASSERT_FALSE(xac_valid_name("abcde", 4));
 }
 
+static void test_put_u64(void)
+{
+    char b[24];
+    size_t n = xac_put_u64(b, 0, 10);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(b[0], '0');
+    n = xac_put_u64(b, UINT64_MAX, 10);
+    b[n] = '\0';
+    CU_ASSERT_STRING_EQUAL(b, "18446744073709551615");
+    n = xac_put_u64(b, UINT64_MAX, 16);
+    b[n] = '\0';
+    CU_ASSERT_STRING_EQUAL(b, "ffffffffffffffff");
+    n = xac_put_u64(b, 0x5f3a, 16);
+    b[n] = '\0';
+    CU_ASSERT_STRING_EQUAL(b, "5f3a");
+}
+
 static void test_gtrid_make(void)
 {
     char g[XAC_GTRID_MAX + 1];
@@ -392,6 +409,7 @@ static void test_err(void)
 int cu_register(void)
 {
     static const cu_test tests[] = {{"valid name", test_valid_name},
+                                    {"put_u64", test_put_u64},
                                     {"gtrid make", test_gtrid_make},
                                     {"xid make and limits", test_xid_make_limits},
                                     {"ownership", test_ownership},
